@@ -1,0 +1,47 @@
+"""Admin endpoints behind a bearer API key: the policy, its history."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from verifyd.api.deps import AdminActor, RuntimeDep
+from verifyd.policystore import from_request
+from verifyd.schemas import PolicyHistoryOut, PolicyIn, PolicyOut, Problem
+
+router = APIRouter(prefix="/v1/admin", tags=["admin"])
+
+PROBLEMS: dict[int | str, dict[str, Any]] = {
+    code: {"model": Problem, "content": {"application/problem+json": {}}} for code in (401, 422)
+}
+
+
+@router.get("/policy", response_model=PolicyOut, responses=PROBLEMS)
+def get_policy(rt: RuntimeDep, _actor: AdminActor) -> Any:
+    """The active policy document."""
+    return rt.policies.current().document(rt.settings.guess_budget_per_day)
+
+
+@router.put("/policy", response_model=PolicyOut, responses=PROBLEMS)
+def put_policy(body: PolicyIn, rt: RuntimeDep, actor: AdminActor) -> Any:
+    """Replace the policy whole. An identical document creates no new version."""
+    proposed = from_request(rt.settings, body.model_dump())
+    policy, _ = rt.policies.change(proposed, actor)
+    return policy.document(rt.settings.guess_budget_per_day)
+
+
+@router.get("/policy/history", response_model=PolicyHistoryOut, responses=PROBLEMS)
+def policy_history(rt: RuntimeDep, _actor: AdminActor) -> Any:
+    """Every version, newest first, each with what it changed (old -> new)."""
+    budget = rt.settings.guess_budget_per_day
+    docs = [p.document(budget) for p in rt.policies.history(limit=501)]
+    versions = []
+    for doc, older in zip(docs, [*docs[1:], None], strict=True):
+        changes: dict[str, list[Any]] = {}
+        for key in ("mode", "weights", "prefer", "experiment", "sms", "email"):
+            before = older[key] if older else None
+            if before != doc[key]:
+                changes[key] = [before, doc[key]]
+        versions.append({**doc, "changes": changes})
+    return {"versions": versions[:500]}

@@ -1,0 +1,204 @@
+"""Public endpoints: policy, signup, verifications, the email link, the sandbox inbox."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse, RedirectResponse
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from verifyd.api import pages
+from verifyd.api.deps import ClientIp, RuntimeDep
+from verifyd.api.handlers import error_response, problem_response, validation_errors
+from verifyd.errors import VerifydError, problem
+from verifyd.idempotency import request_hash
+from verifyd.schemas import (
+    AccountDetailOut,
+    CheckIn,
+    CheckOut,
+    Problem,
+    PublicPolicyOut,
+    SandboxMessagesOut,
+    SignupIn,
+    SignupOut,
+    TokenIn,
+    VerificationOut,
+)
+from verifyd.service import SignupRequest
+
+router = APIRouter(prefix="/v1", tags=["public"])
+sandbox_router = APIRouter(prefix="/v1/sandbox", tags=["sandbox"])
+
+PROBLEMS: dict[int | str, dict[str, Any]] = {
+    code: {"model": Problem, "content": {"application/problem+json": {}}}
+    for code in (404, 409, 410, 422, 429)
+}
+
+
+@router.get("/policy", response_model=PublicPolicyOut, responses=PROBLEMS)
+def get_policy(rt: RuntimeDep, subject: Annotated[str | None, Query(max_length=200)] = None) -> Any:
+    """What the signup form must collect, for this subject's arm."""
+    policy = rt.policies.current()
+    arm = policy.arm_for(subject)
+    requirement = policy.requirement(arm)
+    return {
+        "policy_version": policy.version,
+        "mode": policy.mode,
+        "arm": arm,
+        "require": list(requirement.require),
+        "one_of": list(requirement.one_of),
+    }
+
+
+@router.post("/accounts", status_code=201, response_model=SignupOut, responses=PROBLEMS)
+def create_account(
+    body: SignupIn,
+    rt: RuntimeDep,
+    ip: ClientIp,
+    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+) -> Any:
+    """Create a pending account and send what the active policy needs verified."""
+    req = SignupRequest(**body.model_dump(), ip=ip)
+    if idempotency_key is None:
+        result = rt.service.signup(req)
+        return JSONResponse(
+            jsonable_encoder(result),
+            status_code=201,
+            headers={"Location": f"/v1/accounts/{result['account']['id']}"},
+        )
+    digest = request_hash(body.model_dump(exclude_none=True))
+    replay = rt.idempotency.claim(idempotency_key, digest)
+    if replay is not None:
+        headers = {"Idempotent-Replayed": "true"}
+        if replay.location:
+            headers["Location"] = replay.location
+        return Response(
+            replay.body, status_code=replay.status, media_type="application/json", headers=headers
+        )
+    try:
+        result = rt.service.signup(req)
+    except BaseException:
+        rt.idempotency.release(idempotency_key)
+        raise
+    location = f"/v1/accounts/{result['account']['id']}"
+    payload = json.dumps(jsonable_encoder(result), separators=(",", ":"))
+    rt.idempotency.complete(idempotency_key, 201, payload, location)
+    return Response(
+        payload, status_code=201, media_type="application/json", headers={"Location": location}
+    )
+
+
+@router.get("/accounts/{account_id}", response_model=AccountDetailOut, responses=PROBLEMS)
+def get_account(account_id: str, rt: RuntimeDep) -> Any:
+    """An account, its status and which identities are verified."""
+    return rt.service.get_account(account_id)
+
+
+@router.get("/verifications/{verification_id}", response_model=VerificationOut, responses=PROBLEMS)
+def get_verification(verification_id: str, rt: RuntimeDep) -> Any:
+    """One verification."""
+    return rt.service.get_verification(verification_id)
+
+
+@router.post("/verifications/{verification_id}/check", response_model=CheckOut, responses=PROBLEMS)
+def check(verification_id: str, body: CheckIn, rt: RuntimeDep, ip: ClientIp) -> Any:
+    """Check an SMS code. Each check uses one of the verification's attempts."""
+    result = rt.service.check(verification_id, body.code, ip)
+    return {"status": "approved", "verification": result.verification, "account": result.account}
+
+
+@router.post(
+    "/verifications/{verification_id}/resend",
+    status_code=202,
+    response_model=VerificationOut,
+    responses=PROBLEMS,
+)
+def resend(verification_id: str, rt: RuntimeDep, ip: ClientIp) -> Any:
+    """Send a new code or link; the old one stops working, attempts are not reset."""
+    return rt.service.resend(verification_id, ip)
+
+
+@router.api_route(
+    "/email/verify",
+    methods=["GET", "HEAD"],
+    response_class=Response,
+    responses={200: {"content": {"text/html": {}}, "description": "The confirm page"}},
+)
+def email_page(rt: RuntimeDep, token: Annotated[str, Query(max_length=200)] = "") -> Response:
+    """The page an email link opens: a button that confirms. Opening it consumes nothing."""
+    return pages.confirm_page(rt.settings, token)
+
+
+@router.post(
+    "/email/verify",
+    response_class=Response,
+    responses={
+        200: {"model": CheckOut, "content": {"text/html": {}}},
+        303: {"description": "Confirmed: to the signup's redirect_url with ?status=verified"},
+        **PROBLEMS,
+    },
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "application/x-www-form-urlencoded": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {"token": {"type": "string"}},
+                        "required": ["token"],
+                    }
+                },
+                "application/json": {"schema": TokenIn.model_json_schema()},
+            },
+            "required": True,
+        }
+    },
+)
+async def email_confirm(request: Request, rt: RuntimeDep) -> Response:
+    """Confirm an email link's token (form: HTML answers; JSON: JSON answers)."""
+    is_json = request.headers.get("content-type", "").startswith("application/json")
+    if is_json:
+        try:
+            token = TokenIn.model_validate_json(await request.body()).token
+        except ValidationError as exc:
+            errors = validation_errors(exc.errors())
+            return problem_response(
+                problem(422, "invalid_request", "Invalid request", errors[0].message, errors=errors)
+            )
+    else:
+        form = await request.form()
+        value = form.get("token")
+        token = value if isinstance(value, str) else ""
+    try:
+        result = await run_in_threadpool(rt.service.confirm_token, token)
+    except VerifydError as exc:
+        if is_json:
+            return error_response(exc)
+        return pages.failure_page(rt.settings, exc.status, exc.code, exc.detail)
+    if is_json:
+        body = {
+            "status": "approved",
+            "verification": result.verification,
+            "account": result.account,
+        }
+        return JSONResponse(jsonable_encoder(body))
+    redirect = await run_in_threadpool(rt.service.redirect_for, result.account["id"])
+    if redirect:
+        return RedirectResponse(_with_status(redirect), status_code=303)
+    return pages.success_page(rt.settings)
+
+
+def _with_status(url: str) -> str:
+    parts = urlsplit(url)
+    query = "&".join(q for q in (parts.query, urlencode({"status": "verified"})) if q)
+    return urlunsplit(parts._replace(query=query))
+
+
+@sandbox_router.get("/messages", response_model=SandboxMessagesOut, responses=PROBLEMS)
+def sandbox_messages(rt: RuntimeDep, to: Annotated[str, Query(max_length=320)]) -> Any:
+    """What the sandbox provider delivered to a sandbox destination, newest first (50)."""
+    return {"messages": rt.service.sandbox_messages(to)}

@@ -1,0 +1,1 @@
+"""Verification channels (entry-point group ``verifyd.channels``)."""

@@ -1,0 +1,238 @@
+"""The tables, as SQLAlchemy 2 typed models (hot paths use their ``__table__`` with Core)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from verifyd.db import metadata
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stored as naive UTC (SQLite has no time zones), returned timezone-aware."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):  # pragma: no cover - SQLite returns datetimes via SQLAlchemy
+            value = datetime.fromisoformat(value)
+        return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
+
+
+class Base(DeclarativeBase):
+    metadata = metadata
+    type_annotation_map = {datetime: UTCDateTime()}
+
+
+class Account(Base):
+    """A signup. ``status`` is ``pending`` until the policy's identities are verified."""
+
+    __tablename__ = "accounts"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    phone: Mapped[str | None] = mapped_column(String(32))
+    email: Mapped[str | None] = mapped_column(String(320))
+    phone_verified_at: Mapped[datetime | None]
+    email_verified_at: Mapped[datetime | None]
+    #: Which identities must be verified: ``all`` of ``needs`` or ``any`` of them.
+    needs: Mapped[str] = mapped_column(String(32))
+    needs_all: Mapped[bool] = mapped_column(Boolean)
+    policy_version: Mapped[int] = mapped_column(Integer)
+    arm: Mapped[str] = mapped_column(String(16))
+    subject_hash: Mapped[str | None] = mapped_column(String(64))
+    locale: Mapped[str | None] = mapped_column(String(35))
+    redirect_url: Mapped[str | None] = mapped_column(Text)
+    #: Why the signup looks suspect (``voip``, ``identity_taken``, …); empty when clean.
+    flags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    #: True when an identity belonged to an active account: it can never activate.
+    shadow: Mapped[bool] = mapped_column(Boolean, default=False)
+    ip: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    activated_at: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_accounts_policy_arm", "policy_version", "arm"),)
+
+
+class Verification(Base):
+    """One proof in progress: ``pending -> approved | expired | locked | canceled``."""
+
+    __tablename__ = "verifications"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(32))
+    identity: Mapped[str] = mapped_column(String(8))
+    destination: Mapped[str] = mapped_column(String(320))
+    sandbox: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: Issued for an identity an active account owns: nothing is sent, nothing matches.
+    shadow: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    #: Keyed hash of the live code or token; replaced on resend.
+    secret_hash: Mapped[str] = mapped_column(String(64), index=True)
+    #: Generation of the live secret: resends derive a fresh one from it.
+    generation: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_checks: Mapped[int] = mapped_column(Integer)
+    code_length: Mapped[int | None] = mapped_column(Integer)
+    resends: Mapped[int] = mapped_column(Integer, default=0)
+    delivery: Mapped[str] = mapped_column(String(16), default="queued")
+    expires_at: Mapped[datetime]
+    resend_available_at: Mapped[datetime]
+    created_at: Mapped[datetime]
+    approved_at: Mapped[datetime | None]
+
+
+class Identity(Base):
+    """A verified phone or email of an active account; unique, so one owner each."""
+
+    __tablename__ = "identities"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    value: Mapped[str] = mapped_column(String(320))
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"))
+    created_at: Mapped[datetime]
+
+    __table_args__ = (UniqueConstraint("kind", "value", name="uq_identities_kind_value"),)
+
+
+class Message(Base):
+    """The outbox: ``queued -> sent | dead``, written in the transaction that needs it.
+
+    The body is rendered at delivery time from the verification and its generation,
+    so no code or token is ever stored in clear.
+    """
+
+    __tablename__ = "messages"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    verification_id: Mapped[str | None] = mapped_column(ForeignKey("verifications.id"))
+    generation: Mapped[int] = mapped_column(Integer, default=0)
+    kind: Mapped[str] = mapped_column(String(8))  # sms | email
+    provider: Mapped[str] = mapped_column(String(64))
+    to: Mapped[str] = mapped_column(String(320))
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_messages_status_next", "status", "next_attempt_at"),)
+
+
+class SandboxMessage(Base):
+    """What the sandbox provider delivered: the one place a code is kept in clear."""
+
+    __tablename__ = "sandbox_messages"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    to: Mapped[str] = mapped_column(String(320), index=True)
+    channel: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(8))  # code | link | notice
+    body: Mapped[str] = mapped_column(Text)
+    code: Mapped[str | None] = mapped_column(String(16))
+    link: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+
+
+class PolicyVersion(Base):
+    """One version of the policy; the table is also the audit of every change."""
+
+    __tablename__ = "policy_versions"
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    document: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: Salt of the split experiment; kept across weight edits, new per experiment.
+    salt: Mapped[str] = mapped_column(String(64))
+    changed_at: Mapped[datetime]
+    changed_by: Mapped[str] = mapped_column(String(128))
+
+
+class AdminKey(Base):
+    """An admin API key; only the SHA-256 of its secret part is kept."""
+
+    __tablename__ = "admin_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(128))
+    revoked_at: Mapped[datetime | None]
+
+
+class AuditEvent(Base):
+    """Who changed what, when: admin keys and policy changes, old -> new."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(128))
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class RateCounter(Base):
+    """A fixed-window counter shared by every worker (``key`` names bucket and subject)."""
+
+    __tablename__ = "rate_counters"
+
+    key: Mapped[str] = mapped_column(String(400), primary_key=True)
+    window_start: Mapped[int] = mapped_column(Integer, primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)
+
+
+class IdempotencyKey(Base):
+    """A replayable ``POST /v1/accounts`` answer, kept 24 h."""
+
+    __tablename__ = "idempotency_keys"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16))  # in_progress | done
+    response_status: Mapped[int | None] = mapped_column(Integer)
+    response_body: Mapped[str | None] = mapped_column(Text)
+    location: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+def table_of(model: type[Base]) -> Table:
+    """The Core ``Table`` of a model, for Core statements on hot paths."""
+    return cast(Table, model.__table__)

@@ -1,0 +1,204 @@
+"""The verification policy as data: modes, split assignment, what a signup must give."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, Literal
+
+Mode = Literal["phone", "email", "either", "both", "split"]
+Identity = Literal["phone", "email"]
+MODES: tuple[Mode, ...] = ("phone", "email", "either", "both", "split")
+IDENTITIES: tuple[Identity, ...] = ("phone", "email")
+BUCKETS = 10_000
+
+
+@dataclass(frozen=True)
+class SmsKnobs:
+    """How SMS codes behave under a policy."""
+
+    code_length: int = 4
+    ttl_seconds: int = 600
+    max_checks: int = 5
+    resend_cooldown_seconds: int = 30
+
+
+@dataclass(frozen=True)
+class EmailKnobs:
+    """How email links behave under a policy."""
+
+    ttl_seconds: int = 86400
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """What a signup must give: all of ``require``, and one of ``one_of`` when non-empty."""
+
+    require: tuple[Identity, ...]
+    one_of: tuple[Identity, ...] = ()
+
+
+@dataclass(frozen=True)
+class Policy:
+    """One version of the policy document (``PUT /v1/admin/policy`` replaces it whole)."""
+
+    mode: Mode
+    version: int = 0
+    weights: dict[str, int] | None = None
+    prefer: Identity = "email"
+    experiment: str | None = None
+    sms: SmsKnobs = field(default_factory=SmsKnobs)
+    email: EmailKnobs = field(default_factory=EmailKnobs)
+    salt: str = ""
+    changed_at: datetime | None = None
+    changed_by: str = ""
+
+    def arm_for(self, subject: str | None) -> Mode:
+        """The arm a subject is assigned: the mode itself unless ``split``.
+
+        ``bucket = int(sha256(salt ‖ subject)[:8]) mod 10000`` against the cumulative
+        weights, in the order phone, email. Without a subject a random one is drawn.
+        """
+        if self.mode != "split":
+            return self.mode
+        weights = self.weights or {}
+        total = sum(weights.get(arm, 0) for arm in IDENTITIES)
+        if subject is None:
+            subject = secrets.token_hex(16)
+        digest = hashlib.sha256(self.salt.encode() + subject.encode()).digest()
+        bucket = int.from_bytes(digest[:8], "big") % BUCKETS
+        cumulative = 0
+        for arm in IDENTITIES:
+            cumulative += weights.get(arm, 0)
+            if bucket * total < cumulative * BUCKETS:
+                return arm
+        return IDENTITIES[-1]  # unreachable while total > 0
+
+    @staticmethod
+    def requirement(arm: Mode) -> Requirement:
+        """What an arm (a non-split mode) needs from the signup."""
+        if arm == "phone":
+            return Requirement(("phone",))
+        if arm == "email":
+            return Requirement(("email",))
+        if arm == "both":
+            return Requirement(("phone", "email"))
+        if arm == "either":
+            return Requirement((), ("phone", "email"))
+        raise ValueError(f"not an arm: {arm}")
+
+    def guess_bound(self, guesses_per_day: int) -> str:
+        """The chance of guessing a code within the per-destination daily budget."""
+        odds = max(1, 10**self.sms.code_length // max(1, guesses_per_day))
+        return f"1 in {odds:,} per destination per day"
+
+    def document(self, guesses_per_day: int) -> dict[str, Any]:
+        """The public policy document (the salt stays private)."""
+        return {
+            "version": self.version,
+            "mode": self.mode,
+            "weights": dict(self.weights) if self.weights is not None else None,
+            "prefer": self.prefer,
+            "experiment": self.experiment,
+            "sms": {
+                "code_length": self.sms.code_length,
+                "ttl_seconds": self.sms.ttl_seconds,
+                "max_checks": self.sms.max_checks,
+                "resend_cooldown_seconds": self.sms.resend_cooldown_seconds,
+            },
+            "email": {"ttl_seconds": self.email.ttl_seconds},
+            "guess_bound": self.guess_bound(guesses_per_day),
+            "changed_at": self.changed_at.isoformat() if self.changed_at else None,
+            "changed_by": self.changed_by,
+        }
+
+    def knobs(self) -> dict[str, Any]:
+        """What makes two versions different (version, salt and audit fields excluded)."""
+        return {
+            "mode": self.mode,
+            "weights": self.weights,
+            "prefer": self.prefer,
+            "experiment": self.experiment,
+            "sms": self.sms,
+            "email": self.email,
+        }
+
+    def stored(self) -> dict[str, Any]:
+        """The document as stored in ``policy_versions.document``."""
+        doc = self.document(1)
+        for key in ("version", "guess_bound", "changed_at", "changed_by"):
+            doc.pop(key)
+        return doc
+
+    @classmethod
+    def from_stored(
+        cls, version: int, doc: dict[str, Any], salt: str, changed_at: datetime, changed_by: str
+    ) -> Policy:
+        """Rebuild a version from its stored row."""
+        return cls(
+            mode=doc["mode"],
+            version=version,
+            weights=doc.get("weights"),
+            prefer=doc.get("prefer", "email"),
+            experiment=doc.get("experiment"),
+            sms=SmsKnobs(**doc["sms"]),
+            email=EmailKnobs(**doc["email"]),
+            salt=salt,
+            changed_at=changed_at,
+            changed_by=changed_by,
+        )
+
+
+def validate_weights(weights: dict[str, int]) -> dict[str, int]:
+    """Check split weights: arms ``phone``/``email``, non-negative integers, not all zero.
+
+    Raises:
+        ValueError: with a message naming the problem.
+    """
+    unknown = set(weights) - set(IDENTITIES)
+    if unknown:
+        raise ValueError(f"unknown arm(s): {', '.join(sorted(unknown))}; arms are phone, email")
+    if any(isinstance(w, bool) or not isinstance(w, int) or w < 0 for w in weights.values()):
+        raise ValueError("weights must be non-negative integers")
+    if sum(weights.values()) == 0:
+        raise ValueError("weights must not all be zero")
+    return {arm: weights.get(arm, 0) for arm in IDENTITIES}
+
+
+def next_version(
+    current: Policy | None,
+    proposed: Policy,
+    *,
+    salt_of: dict[str, str],
+) -> Policy | None:
+    """The version a change creates, or ``None`` when it changes nothing.
+
+    Args:
+        current: The active version (``None`` before the first).
+        proposed: The new document; version, salt and audit fields are filled here.
+        salt_of: Salts of experiments run before, by experiment name, so naming an
+            earlier experiment resumes its assignment.
+
+    Returns:
+        The new version, or ``None`` for an identical document.
+    """
+    if proposed.mode == "split":
+        experiment = proposed.experiment
+        if experiment is None:
+            running = (
+                current.experiment if current is not None and current.mode == "split" else None
+            )
+            experiment = running or f"exp_{secrets.token_hex(3)}"
+        salt = salt_of.get(experiment) or secrets.token_hex(16)
+        if current is not None and current.experiment == experiment:
+            salt = current.salt
+        proposed = replace(proposed, experiment=experiment, salt=salt)
+    else:
+        proposed = replace(
+            proposed, weights=None, experiment=None, salt=current.salt if current else ""
+        )
+    if current is not None and current.knobs() == proposed.knobs():
+        return None
+    return replace(proposed, version=(current.version if current else 0) + 1)

@@ -1,0 +1,1 @@
+"""Delivery providers (entry-point group ``verifyd.providers``)."""

@@ -1,0 +1,62 @@
+"""Fixed-window rate limits kept in the database, so every worker and replica shares them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection, delete
+from sqlalchemy.dialects import postgresql, sqlite
+
+from verifyd.errors import RateLimited
+from verifyd.models import RateCounter, table_of
+
+_table = table_of(RateCounter)
+
+
+@dataclass(frozen=True)
+class Limit:
+    """``limit`` hits per ``window`` seconds for one bucket (``signup_ip``, …)."""
+
+    bucket: str
+    limit: int
+    window: int
+
+
+def hit(
+    conn: Connection,
+    limit: Limit,
+    subject: str,
+    now: datetime,
+    *,
+    code: str = "rate_limited",
+) -> None:
+    """Count one hit in the current window (one atomic upsert).
+
+    Raises:
+        RateLimited: the window's count went past the limit; ``retry_after`` is the
+            rest of the window. The caller's transaction is rolled back with it.
+    """
+    epoch = int(now.timestamp())
+    start = epoch - epoch % limit.window
+    dialect = sqlite if conn.dialect.name == "sqlite" else postgresql
+    stmt = dialect.insert(_table).values(
+        key=f"{limit.bucket}:{subject}", window_start=start, count=1
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[_table.c.key, _table.c.window_start],
+        set_={"count": _table.c.count + 1},
+    ).returning(_table.c.count)
+    count = conn.execute(stmt).scalar_one()
+    if count > limit.limit:
+        raise RateLimited(
+            code,
+            f"too many requests for this {limit.bucket.replace('_', ' ')}; try again later",
+            retry_after=start + limit.window - epoch,
+        )
+
+
+def purge(conn: Connection, now: datetime, *, keep: timedelta = timedelta(days=2)) -> int:
+    """Delete windows older than ``keep``; returns how many rows went."""
+    cutoff = int((now - keep).timestamp())
+    return conn.execute(delete(_table).where(_table.c.window_start < cutoff)).rowcount

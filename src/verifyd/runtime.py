@@ -1,0 +1,97 @@
+"""Build the parts of a running verifyd from its settings (used by the app and the CLI)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from verifyd.adminkeys import AdminKeys
+from verifyd.channels.base import Channel
+from verifyd.codes import Secrets
+from verifyd.db import Database
+from verifyd.idempotency import IdempotencyStore
+from verifyd.outbox import Dispatcher
+from verifyd.policystore import PolicyStore
+from verifyd.providers.base import Provider
+from verifyd.registry import Registry, RegistryError
+from verifyd.service import SANDBOX_PROVIDER, Service
+from verifyd.settings import ConfigurationError, Settings
+
+
+@dataclass
+class Runtime:
+    """Everything a worker holds; one per process."""
+
+    settings: Settings
+    db: Database
+    registry: Registry
+    channels: dict[str, Channel]
+    providers: dict[str, Provider]
+    policies: PolicyStore
+    service: Service
+    dispatcher: Dispatcher
+    admin_keys: AdminKeys
+    idempotency: IdempotencyStore
+
+
+def _providers(
+    settings: Settings, registry: Registry, channels: dict[str, Channel]
+) -> dict[str, Provider]:
+    wanted = {"sms": settings.sms_provider, "email": settings.email_provider}
+    providers: dict[str, Provider] = {}
+    for kind, name in wanted.items():
+        cls = registry.provider(name)
+        if kind not in cls.kinds:
+            carried = ", ".join(sorted(cls.kinds))
+            raise ConfigurationError(
+                f"provider {name!r} carries {carried}, not {kind} (VERIFYD_{kind.upper()}_PROVIDER)"
+            )
+        if settings.production and cls.development_only:
+            raise ConfigurationError(f"provider {name!r} is refused in production mode")
+        providers.setdefault(name, cls(settings))
+    if settings.sandbox_on:
+        providers.setdefault(SANDBOX_PROVIDER, registry.provider(SANDBOX_PROVIDER)(settings))
+    return providers
+
+
+def build_runtime(settings: Settings, registry: Registry | None = None) -> Runtime:
+    """Wire settings, database, plugins and services together.
+
+    Args:
+        settings: The settings to run with.
+        registry: The plugins; by default read from the installed entry points.
+
+    Raises:
+        ConfigurationError: a setting the service cannot run with.
+        RegistryError: a plugin name clash or a missing plugin.
+    """
+    settings.check_production()
+    registry = registry or Registry.from_entry_points()
+    secrets = Secrets(settings.resolve_secret())
+    channels = {name: cls(settings, secrets) for name, cls in registry.channels.items()}
+    for identity, name in (("phone", settings.phone_channel), ("email", settings.email_channel)):
+        channel = channels.get(name)
+        if channel is None:
+            registry.channel(name)  # raises with the installed names
+            raise RegistryError(name)  # pragma: no cover
+        if channel.identity != identity:
+            raise ConfigurationError(
+                f"channel {name!r} verifies {channel.identity}, not {identity} "
+                f"(VERIFYD_{identity.upper()}_CHANNEL)"
+            )
+    providers = _providers(settings, registry, channels)
+    db = Database(settings.database_url)
+    policies = PolicyStore(db, settings)
+    dispatcher = Dispatcher(db, channels, providers, interval=settings.dispatch_interval_seconds)
+    service = Service(settings, db, secrets, channels, providers, policies, wake=dispatcher.wake)
+    return Runtime(
+        settings=settings,
+        db=db,
+        registry=registry,
+        channels=channels,
+        providers=providers,
+        policies=policies,
+        service=service,
+        dispatcher=dispatcher,
+        admin_keys=AdminKeys(db),
+        idempotency=IdempotencyStore(db),
+    )

@@ -1,0 +1,191 @@
+"""Request and response bodies of the HTTP API (they also shape ``openapi.yaml``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+
+
+class Strict(BaseModel):
+    """Unknown fields are refused, so a typo is an error rather than silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class SignupIn(Strict):
+    """``POST /v1/accounts``."""
+
+    phone: StrictStr | None = Field(default=None, max_length=64, examples=["+1 202 555 0142"])
+    email: StrictStr | None = Field(default=None, max_length=320)
+    channel: StrictStr | None = Field(
+        default=None, max_length=32, description="With both identities under `either`: sms or email"
+    )
+    subject: StrictStr | None = Field(
+        default=None, max_length=200, description="Opaque device/session id for `split`"
+    )
+    locale: StrictStr | None = Field(default=None, max_length=35)
+    redirect_url: StrictStr | None = Field(default=None, max_length=2048)
+
+
+class CheckIn(Strict):
+    """``POST /v1/verifications/{id}/check``: the code as a string of digits."""
+
+    code: StrictStr = Field(max_length=16, examples=["0123"])
+
+
+class TokenIn(Strict):
+    """``POST /v1/email/verify`` as JSON."""
+
+    token: StrictStr = Field(max_length=200)
+
+
+class AccountOut(BaseModel):
+    id: str
+    status: Literal["pending", "active"]
+    phone: str | None
+    email: str | None
+    policy_version: int
+    arm: str
+    created_at: datetime
+
+
+class Verified(BaseModel):
+    phone: bool
+    email: bool
+
+
+class AccountDetailOut(AccountOut):
+    verified: Verified
+
+
+class VerificationOut(BaseModel):
+    id: str
+    channel: str
+    status: Literal["pending", "approved", "expired", "locked", "canceled"]
+    to: str
+    expires_at: datetime
+    attempts_left: int
+    resend_available_at: datetime
+    delivery: Literal["queued", "sent", "failed"]
+
+
+class SignupOut(BaseModel):
+    account: AccountOut
+    verifications: list[VerificationOut]
+
+
+class CheckOut(BaseModel):
+    status: Literal["approved"]
+    verification: VerificationOut
+    account: AccountOut
+
+
+class PublicPolicyOut(BaseModel):
+    policy_version: int
+    mode: str
+    arm: str
+    require: list[str]
+    one_of: list[str]
+
+
+class SmsKnobsIn(Strict):
+    code_length: StrictInt | None = Field(default=None, ge=4, le=10)
+    ttl_seconds: StrictInt | None = Field(default=None, ge=30, le=86400)
+    max_checks: StrictInt | None = Field(default=None, ge=1, le=20)
+    resend_cooldown_seconds: StrictInt | None = Field(default=None, ge=0, le=3600)
+
+
+class EmailKnobsIn(Strict):
+    ttl_seconds: StrictInt | None = Field(default=None, ge=60, le=7 * 86400)
+
+
+class PolicyIn(Strict):
+    """``PUT /v1/admin/policy``: replaces the policy whole; omitted knobs take the defaults.
+
+    ``version``, ``guess_bound``, ``changed_at`` and ``changed_by`` may be sent back as
+    they were read; they are ignored.
+    """
+
+    mode: Literal["phone", "email", "either", "both", "split"]
+    weights: dict[str, StrictInt] | None = None
+    prefer: Literal["phone", "email"] | None = None
+    experiment: StrictStr | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    sms: SmsKnobsIn | None = None
+    email: EmailKnobsIn | None = None
+    version: int | None = None
+    guess_bound: str | None = None
+    changed_at: Any = None
+    changed_by: str | None = None
+
+
+class SmsKnobsOut(BaseModel):
+    code_length: int
+    ttl_seconds: int
+    max_checks: int
+    resend_cooldown_seconds: int
+
+
+class EmailKnobsOut(BaseModel):
+    ttl_seconds: int
+
+
+class PolicyOut(BaseModel):
+    version: int
+    mode: str
+    weights: dict[str, int] | None
+    prefer: str
+    experiment: str | None
+    sms: SmsKnobsOut
+    email: EmailKnobsOut
+    guess_bound: str
+    changed_at: datetime | None
+    changed_by: str
+
+
+class PolicyVersionOut(PolicyOut):
+    changes: dict[str, list[Any]] = Field(
+        description="What this version changed from the one before: field -> [old, new]"
+    )
+
+
+class PolicyHistoryOut(BaseModel):
+    versions: list[PolicyVersionOut]
+
+
+class SandboxMessageOut(BaseModel):
+    id: str
+    to: str
+    channel: str
+    kind: Literal["code", "link", "notice"]
+    body: str
+    code: str | None = None
+    link: str | None = None
+    created_at: datetime
+
+
+class SandboxMessagesOut(BaseModel):
+    messages: list[SandboxMessageOut]
+
+
+class FieldProblem(BaseModel):
+    field: str
+    code: str
+    message: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details; ``code`` is stable."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    errors: list[FieldProblem] | None = None
+
+
+class Health(BaseModel):
+    status: str
+    checks: dict[str, str] = Field(default_factory=dict)

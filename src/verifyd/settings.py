@@ -1,0 +1,185 @@
+"""Settings from ``VERIFYD_*`` environment variables; built by the caller, never at import."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+#: Number types refused for SMS by default (phonenumbers' ``PhoneNumberType`` names).
+DEFAULT_BLOCKED_NUMBER_TYPES = (
+    "PREMIUM_RATE",
+    "SHARED_COST",
+    "TOLL_FREE",
+    "UAN",
+    "VOICEMAIL",
+    "PAGER",
+    "FIXED_LINE",
+)
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+class ConfigurationError(Exception):
+    """The settings cannot run the service (raised at start-up, never per request)."""
+
+
+class Settings(BaseSettings):
+    """Every knob of verifyd; each field is read from ``VERIFYD_<FIELD>``.
+
+    Lists are comma-separated in the environment (``VERIFYD_REDIRECT_ALLOWLIST=a,b``).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="VERIFYD_", extra="ignore")
+
+    env: Literal["development", "production"] = "development"
+    database_url: str = "sqlite:///var/verifyd.db"
+    secret_key: SecretStr | None = None
+    #: Sandbox destinations and ``/v1/sandbox``; on by default in development only.
+    sandbox: bool | None = None
+    sandbox_fixed_code: str | None = None
+    #: Extra sandbox destinations: regular expressions matched against E.164 / lower-cased email.
+    sandbox_patterns: CommaList = Field(default_factory=list)
+
+    public_base_url: str = "http://127.0.0.1:8000"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    #: Allowed ``redirect_url`` prefixes: an origin (``https://app.example``) or origin + path.
+    redirect_allowlist: CommaList = Field(default_factory=list)
+
+    phone_channel: str = "sms"
+    email_channel: str = "email"
+    sms_provider: str = "console"
+    email_provider: str = "console"
+
+    # Policy defaults: what a PUT that omits a knob gets, and the first policy version.
+    policy_mode: Literal["phone", "email", "either", "both", "split"] = "phone"
+    policy_prefer: Literal["phone", "email"] = "email"
+    sms_code_length: int = Field(default=4, ge=4, le=10)
+    sms_ttl_seconds: int = Field(default=600, ge=30, le=86400)
+    sms_max_checks: int = Field(default=5, ge=1, le=20)
+    sms_resend_cooldown_seconds: int = Field(default=30, ge=0, le=3600)
+    email_ttl_seconds: int = Field(default=86400, ge=60, le=7 * 86400)
+
+    # Abuse limits (fixed windows, kept in the database so every worker shares them).
+    guess_budget_per_day: int = Field(default=10, ge=1)
+    sends_per_destination_per_hour: int = Field(default=5, ge=1)
+    signups_per_ip_per_hour: int = Field(default=60, ge=1)
+    checks_per_ip_per_minute: int = Field(default=120, ge=1)
+    #: Sandbox destinations have their own, looser bucket so load tests measure the flow.
+    sandbox_limit_multiplier: int = Field(default=1000, ge=1)
+
+    blocked_number_types: CommaList = Field(
+        default_factory=lambda: list(DEFAULT_BLOCKED_NUMBER_TYPES)
+    )
+    #: ISO 3166 region codes allowed for phone numbers; empty means all.
+    allowed_countries: CommaList = Field(default_factory=list)
+    #: Region used to read numbers written without ``+``; empty means E.164 is required.
+    default_region: str | None = None
+
+    policy_cache_seconds: float = Field(default=1.0, ge=0)
+    dispatch_interval_seconds: float = Field(default=0.5, gt=0)
+    #: Trust ``X-Forwarded-For`` from these proxy addresses when keying per-IP limits.
+    trusted_proxies: CommaList = Field(default_factory=list)
+
+    @field_validator(
+        "sandbox_patterns",
+        "redirect_allowlist",
+        "blocked_number_types",
+        "allowed_countries",
+        "trusted_proxies",
+        mode="before",
+    )
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("blocked_number_types", "allowed_countries")
+    @classmethod
+    def _upper(cls, value: list[str]) -> list[str]:
+        return [v.upper() for v in value]
+
+    @model_validator(mode="after")
+    def _resolve(self) -> Settings:
+        if self.sandbox is None:
+            self.sandbox = self.env == "development"
+        self.public_base_url = self.public_base_url.rstrip("/")
+        if self.sandbox_fixed_code is not None and not (
+            self.sandbox_fixed_code.isdigit()
+            and len(self.sandbox_fixed_code) == self.sms_code_length
+        ):
+            raise ValueError("VERIFYD_SANDBOX_FIXED_CODE must be sms_code_length digits")
+        return self
+
+    @property
+    def production(self) -> bool:
+        """True when ``VERIFYD_ENV=production``."""
+        return self.env == "production"
+
+    @property
+    def sandbox_on(self) -> bool:
+        """Whether sandbox destinations and the sandbox API are live."""
+        return bool(self.sandbox)
+
+    def check_production(self) -> None:
+        """Refuse configurations that must never run in production.
+
+        Raises:
+            ConfigurationError: sandbox on, console provider, or no secret key.
+        """
+        if not self.production:
+            return
+        problems = []
+        if self.sandbox_on:
+            problems.append("VERIFYD_SANDBOX must be off")
+        if "console" in (self.sms_provider, self.email_provider):
+            problems.append("the console provider is for development only")
+        key = self.secret_key.get_secret_value() if self.secret_key else ""
+        if len(key) < 32:
+            problems.append("VERIFYD_SECRET_KEY must be set (32+ characters)")
+        if self.sandbox_fixed_code:
+            problems.append("VERIFYD_SANDBOX_FIXED_CODE is sandbox-only")
+        if problems:
+            raise ConfigurationError("production mode: " + "; ".join(problems))
+
+    def resolve_secret(self) -> bytes:
+        """The server secret: the setting, or in development one kept beside the database.
+
+        Returns:
+            The key bytes used for every keyed hash.
+
+        Raises:
+            ConfigurationError: production without ``VERIFYD_SECRET_KEY``.
+        """
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value().encode()
+        if self.production:
+            raise ConfigurationError("VERIFYD_SECRET_KEY is required in production")
+        path = self.secret_file()
+        if path is None:
+            # An in-memory database lives only as long as the process: so does its key.
+            return secrets.token_bytes(32)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with path.open("x", encoding="ascii") as fh:  # first start wins
+                fh.write(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        except FileExistsError:
+            pass
+        return path.read_text(encoding="ascii").strip().encode()
+
+    def secret_file(self) -> Path | None:
+        """Where a development secret is kept: beside a SQLite file, else under ``var/``."""
+        url = self.database_url
+        if url.startswith("sqlite"):
+            db_path = url.split(":///", 1)[1] if ":///" in url else ""
+            db_path = db_path.split("?", 1)[0]
+            if not db_path or db_path == ":memory:":
+                return None
+            return Path(db_path).with_suffix(".secret")
+        return Path("var") / "verifyd.secret"

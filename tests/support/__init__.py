@@ -1,0 +1,1 @@
+"""Test-support harnesses: throwaway PostgreSQL, live uvicorn server, last-byte sync."""
