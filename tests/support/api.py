@@ -1,0 +1,57 @@
+"""Small steps of the flows, shared by the API tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from verifyd.policystore import from_request
+from verifyd.runtime import Runtime
+
+
+def runtime(client: TestClient) -> Runtime:
+    """The runtime behind a test client's app."""
+    rt: Runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    return rt
+
+
+def set_policy(client: TestClient, mode: str, **body: Any) -> dict[str, Any]:
+    """Switch the policy the way the CLI does (actor ``test``); returns the document."""
+    rt = runtime(client)
+    policy, _ = rt.policies.change(from_request(rt.settings, {"mode": mode, **body}), "cli:test")
+    return policy.document(rt.settings.guess_budget_per_day)
+
+
+def admin_headers(client: TestClient, name: str = "ops") -> dict[str, str]:
+    """A fresh admin key as an ``Authorization`` header."""
+    key, _ = runtime(client).admin_keys.create(name, "cli:test")
+    return {"Authorization": f"Bearer {key}"}
+
+
+def sandbox_messages(client: TestClient, to: str) -> list[dict[str, Any]]:
+    """What the sandbox delivered to ``to``, newest first."""
+    r = client.get("/v1/sandbox/messages", params={"to": to})
+    assert r.status_code == 200, r.text
+    messages: list[dict[str, Any]] = r.json()["messages"]
+    return messages
+
+
+def latest_code(client: TestClient, to: str) -> str:
+    """The newest code the sandbox delivered to a phone."""
+    code: str = sandbox_messages(client, to)[0]["code"]
+    return code
+
+
+def latest_token(client: TestClient, to: str) -> str:
+    """The token of the newest link the sandbox delivered to an email address."""
+    link: str = sandbox_messages(client, to)[0]["link"]
+    return link.split("token=", 1)[1]
+
+
+def signup(client: TestClient, **body: Any) -> dict[str, Any]:
+    """``POST /v1/accounts``, asserting 201."""
+    r = client.post("/v1/accounts", json=body)
+    assert r.status_code == 201, r.text
+    result: dict[str, Any] = r.json()
+    return result
