@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from fastapi import APIRouter, Header, Query, Request, Response
-from fastapi.encoders import jsonable_encoder
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
@@ -66,9 +64,10 @@ def create_account(
     req = SignupRequest(**body.model_dump(), ip=ip)
     if idempotency_key is None:
         result = rt.service.signup(req)
-        return JSONResponse(
-            jsonable_encoder(result),
+        return Response(
+            SignupOut.model_validate(result).model_dump_json(),
             status_code=201,
+            media_type="application/json",
             headers={"Location": f"/v1/accounts/{result['account']['id']}"},
         )
     digest = request_hash(body.model_dump(exclude_none=True))
@@ -86,7 +85,7 @@ def create_account(
         rt.idempotency.release(idempotency_key)
         raise
     location = f"/v1/accounts/{result['account']['id']}"
-    payload = json.dumps(jsonable_encoder(result), separators=(",", ":"))
+    payload = SignupOut.model_validate(result).model_dump_json()
     rt.idempotency.complete(idempotency_key, 201, payload, location)
     return Response(
         payload, status_code=201, media_type="application/json", headers={"Location": location}
@@ -180,12 +179,10 @@ async def email_confirm(request: Request, rt: RuntimeDep) -> Response:
             return error_response(exc)
         return pages.failure_page(rt.settings, exc.status, exc.code, exc.detail)
     if is_json:
-        body = {
-            "status": "approved",
-            "verification": result.verification,
-            "account": result.account,
-        }
-        return JSONResponse(jsonable_encoder(body))
+        body = CheckOut.model_validate(
+            {"status": "approved", "verification": result.verification, "account": result.account}
+        )
+        return Response(body.model_dump_json(), media_type="application/json")
     redirect = await run_in_threadpool(rt.service.redirect_for, result.account["id"])
     if redirect:
         return RedirectResponse(_with_status(redirect), status_code=303)
