@@ -23,13 +23,15 @@ def _dist_name(ep: EntryPoint) -> str:
 
 
 def _load_group(group: str, base: type[Any]) -> dict[str, Any]:
-    by_name: dict[str, list[EntryPoint]] = defaultdict(list)
-    for ep in entry_points(group=group):
-        if ep not in by_name[ep.name]:
-            by_name[ep.name].append(ep)
+    # EntryPoint equality ignores the distribution: two distributions declaring the
+    # same name and target would compare equal, so they are told apart by owner.
+    by_name: dict[str, dict[tuple[str, str], EntryPoint]] = defaultdict(dict)
+    for found in entry_points(group=group):
+        by_name[found.name].setdefault((_dist_name(found), found.value), found)
     loaded: dict[str, Any] = {}
-    for name, eps in sorted(by_name.items()):
-        if len({(_dist_name(ep), ep.value) for ep in eps}) > 1:
+    for name, declared in sorted(by_name.items()):
+        eps = list(declared.values())
+        if len(eps) > 1:
             owners = " and ".join(f"{_dist_name(ep)} ({ep.value})" for ep in eps)
             raise RegistryError(f"{group} name {name!r} is declared by {owners}")
         cls = eps[0].load()
