@@ -103,6 +103,37 @@ def _weights(raw: str) -> dict[str, int]:
     return out
 
 
+_FLAGS = {
+    "sms.code_length": "--code-length",
+    "sms.ttl_seconds": "--ttl",
+    "sms.max_checks": "--max-checks",
+    "sms.resend_cooldown_seconds": "--resend-cooldown",
+    "email.ttl_seconds": "--email-ttl",
+    "experiment": "--experiment",
+}
+
+
+def _policy_problems(body: dict[str, Any]) -> list[str]:
+    """What is wrong with a ``policy set`` document: the bounds the admin API enforces."""
+    from pydantic import ValidationError
+
+    from verifyd.schemas import PolicyIn
+
+    problems = []
+    if body["mode"] != "split":
+        problems += [
+            f"--{flag} applies to split only" for flag in ("weights", "experiment") if body[flag]
+        ]
+    try:
+        PolicyIn.model_validate(body)
+    except ValidationError as exc:
+        for err in exc.errors():
+            field = ".".join(str(part) for part in err["loc"])
+            flag = _FLAGS.get(field, field)
+            problems.append(f"invalid {flag}: {err['msg']}")
+    return problems
+
+
 def _policy_set(settings: Settings, args: argparse.Namespace) -> int:
     from verifyd.policystore import from_request
 
@@ -119,6 +150,11 @@ def _policy_set(settings: Settings, args: argparse.Namespace) -> int:
         },
         "email": {"ttl_seconds": args.email_ttl},
     }
+    problems = _policy_problems(body)
+    if problems:
+        for problem in problems:
+            print(f"verifyd: {problem}", file=sys.stderr)
+        return 1
     store, db = _policies(settings)
     try:
         policy, created = store.change(from_request(settings, body), _actor())
