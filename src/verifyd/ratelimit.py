@@ -5,13 +5,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, delete
+from sqlalchemy import Connection, bindparam, delete
 from sqlalchemy.dialects import postgresql, sqlite
 
 from verifyd.errors import RateLimited
 from verifyd.models import RateCounter, table_of
 
 _table = table_of(RateCounter)
+_UPSERT = {
+    name: dialect.insert(_table)
+    .values(key=bindparam("key"), window_start=bindparam("window_start"), count=1)
+    .on_conflict_do_update(
+        index_elements=[_table.c.key, _table.c.window_start],
+        set_={"count": _table.c.count + 1},
+    )
+    .returning(_table.c.count)
+    for name, dialect in (("sqlite", sqlite), ("postgresql", postgresql))
+}
 
 
 @dataclass(frozen=True)
@@ -39,15 +49,8 @@ def hit(
     """
     epoch = int(now.timestamp())
     start = epoch - epoch % limit.window
-    dialect = sqlite if conn.dialect.name == "sqlite" else postgresql
-    stmt = dialect.insert(_table).values(
-        key=f"{limit.bucket}:{subject}", window_start=start, count=1
-    )
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[_table.c.key, _table.c.window_start],
-        set_={"count": _table.c.count + 1},
-    ).returning(_table.c.count)
-    count = conn.execute(stmt).scalar_one()
+    params = {"key": f"{limit.bucket}:{subject}", "window_start": start}
+    count = conn.execute(_UPSERT[conn.dialect.name], params).scalar_one()
     if count > limit.limit:
         raise RateLimited(
             code,

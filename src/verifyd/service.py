@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import Connection, Row, and_, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from verifyd import ratelimit
@@ -55,6 +55,68 @@ _sandbox = table_of(SandboxMessage)
 
 SANDBOX_PROVIDER = "sandbox"
 
+# Statements built once, executed with parameters: building a Core statement per call
+# (coercing every literal, computing its cache key) costs more CPU than SQLite's work.
+_v, _a = _verifications.c, _accounts.c
+_INSERT_ACCOUNT = insert(_accounts)
+_INSERT_VERIFICATION = insert(_verifications)
+_INSERT_MESSAGE = insert(_messages)
+_ATTEMPT = (
+    update(_verifications)
+    .where(
+        _v.id == bindparam("vid"),
+        _v.status == "pending",
+        _v.attempts < _v.max_checks,
+        _v.expires_at > bindparam("now"),
+    )
+    .values(attempts=_v.attempts + 1)
+    .returning(*_verifications.c)
+)
+_CONFIRM = (
+    update(_verifications)
+    .where(
+        _v.secret_hash == bindparam("digest"),
+        _v.status == "pending",
+        _v.expires_at > bindparam("now"),
+        _v.shadow.is_(False),
+    )
+    .values(attempts=_v.attempts + 1)
+    .returning(*_verifications.c)
+)
+_APPROVE = (
+    update(_verifications)
+    .where(_v.id == bindparam("vid"), _v.status == "pending")
+    .values(status="approved", approved_at=bindparam("now"))
+    .returning(*_verifications.c)
+)
+_SET_STATUS = (
+    update(_verifications)
+    .where(_v.id == bindparam("vid"), _v.status == "pending")
+    .values(status=bindparam("status"))
+)
+_VERIFIED_AT = {
+    "phone": update(_accounts)
+    .where(_a.id == bindparam("aid"))
+    .values(phone_verified_at=bindparam("now"))
+    .returning(*_accounts.c),
+    "email": update(_accounts)
+    .where(_a.id == bindparam("aid"))
+    .values(email_verified_at=bindparam("now"))
+    .returning(*_accounts.c),
+}
+_ACTIVATE = (
+    update(_accounts)
+    .where(_a.id == bindparam("aid"))
+    .values(status="active", activated_at=bindparam("now"))
+)
+_CLAIM_IDENTITY = {
+    name: dialect.insert(_identities)
+    .on_conflict_do_nothing(index_elements=["kind", "value"])
+    .returning(_identities.c.id)
+    for name, dialect in (("sqlite", sqlite), ("postgresql", postgresql))
+}
+_STATUS_OF = select(_v.status, _v.expires_at).where(_v.id == bindparam("vid"))
+
 
 @dataclass(frozen=True)
 class SignupRequest:
@@ -75,16 +137,6 @@ class CheckResult:
 
     verification: dict[str, Any]
     account: dict[str, Any]
-
-
-@dataclass
-class _Outcome:
-    """What a write transaction decided; raised after it commits when it is an error."""
-
-    error: VerifydError | None = None
-    verification_id: str | None = None
-    account_id: str | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
 
 
 class Service:
@@ -194,7 +246,8 @@ class Service:
             # Nothing is sent for an identity an active account owns; the row keeps
             # the statement count (and so the timing) of a real signup.
             conn.execute(
-                insert(_messages).values(
+                _INSERT_MESSAGE,
+                dict(
                     id=new_id("msg"),
                     verification_id=ref.id,
                     generation=ref.generation,
@@ -205,14 +258,15 @@ class Service:
                     attempts=0,
                     next_attempt_at=now,
                     created_at=now,
-                )
+                ),
             )
             return "sent" if provider.transactional else "queued"
         if provider.transactional:
             provider.send_in_transaction(conn, channel.render(ref, new_id("msg"), now))
             return "sent"
         conn.execute(
-            insert(_messages).values(
+            _INSERT_MESSAGE,
+            dict(
                 id=new_id("msg"),
                 verification_id=ref.id,
                 generation=ref.generation,
@@ -223,7 +277,7 @@ class Service:
                 attempts=0,
                 next_attempt_at=now,
                 created_at=now,
-            )
+            ),
         )
         return "queued"
 
@@ -363,7 +417,8 @@ class Service:
             if taken:
                 flags.append("identity_taken")
             conn.execute(
-                insert(_accounts).values(
+                _INSERT_ACCOUNT,
+                dict(
                     id=account_id,
                     status="pending",
                     phone=dests["phone"].value if "phone" in dests else None,
@@ -379,7 +434,7 @@ class Service:
                     shadow=shadow,
                     ip=req.ip,
                     created_at=now,
-                )
+                ),
             )
             for identity in verify_now:
                 views.append(
@@ -444,7 +499,7 @@ class Service:
         values["delivery"] = (
             "sent" if shadow or self._transactional(channel, dest.sandbox) else ("queued")
         )
-        conn.execute(insert(_verifications).values(**values))
+        conn.execute(_INSERT_VERIFICATION, values)
         values["delivery"] = self._deliver(conn, channel, ref, shadow, now)
         return self.verification_view(_Values(values), now)
 
@@ -498,32 +553,11 @@ class Service:
                 (the destination's daily guess budget).
         """
         now = utcnow()
-        outcome = _Outcome(verification_id=verification_id)
+        error: VerifydError | None = None
         with self.db.write() as conn:
-            v = _verifications.c
-            row = conn.execute(
-                update(_verifications)
-                .where(
-                    v.id == verification_id,
-                    v.status == "pending",
-                    v.attempts < v.max_checks,
-                    v.expires_at > now,
-                )
-                .values(attempts=v.attempts + 1)
-                .returning(
-                    v.id,
-                    v.account_id,
-                    v.channel,
-                    v.identity,
-                    v.destination,
-                    v.sandbox,
-                    v.secret_hash,
-                    v.attempts,
-                    v.max_checks,
-                )
-            ).first()
+            row = conn.execute(_ATTEMPT, {"vid": verification_id, "now": now}).first()
             if row is None:
-                outcome.error = self._closed_reason(conn, verification_id, now)
+                error = self._closed_reason(conn, verification_id, now)
             else:
                 channel = self.channels.get(row.channel)
                 if channel is None or channel.confirm_by != "code":
@@ -541,41 +575,31 @@ class Service:
                     code="too_many_attempts",
                 )
                 if channel.check(row.id, code, row.secret_hash):
-                    outcome.error = self._approve(conn, row, now)
+                    approved = self._approve(conn, row, now)
+                    if isinstance(approved, VerifydError):
+                        error = approved
+                    else:
+                        result = approved
                 else:
                     left = row.max_checks - row.attempts
                     if left <= 0:
-                        conn.execute(
-                            update(_verifications)
-                            .where(v.id == row.id, v.status == "pending")
-                            .values(status="locked")
-                        )
-                    outcome.error = CodeIncorrect(
+                        conn.execute(_SET_STATUS, {"vid": row.id, "status": "locked"})
+                    error = CodeIncorrect(
                         "code_incorrect",
                         "the code is not correct" + ("; no attempts left" if left <= 0 else ""),
                         extra={"attempts_left": left},
                     )
-            if outcome.error is None:
-                result = self._result(conn, verification_id, now)
-        if outcome.error is not None:
-            raise outcome.error
+        if error is not None:
+            raise error
         return result
 
     def _closed_reason(self, conn: Connection, verification_id: str, now: datetime) -> VerifydError:
-        row = conn.execute(
-            select(_verifications.c.status, _verifications.c.expires_at).where(
-                _verifications.c.id == verification_id
-            )
-        ).first()
+        row = conn.execute(_STATUS_OF, {"vid": verification_id}).first()
         if row is None:
             return NotFound("verification_not_found", "no verification with this id")
         status = row.status
         if status == "pending" and row.expires_at <= now:
-            conn.execute(
-                update(_verifications)
-                .where(_verifications.c.id == verification_id, _verifications.c.status == "pending")
-                .values(status="expired")
-            )
+            conn.execute(_SET_STATUS, {"vid": verification_id, "status": "expired"})
             status = "expired"
         if status == "expired":
             return Gone("code_expired", "the code has expired; ask for a new one")
@@ -587,41 +611,24 @@ class Service:
             extra={"verification_status": status},
         )
 
-    def _approve(self, conn: Connection, row: Row[Any], now: datetime) -> VerifydError | None:
+    def _approve(
+        self, conn: Connection, row: Row[Any], now: datetime
+    ) -> CheckResult | VerifydError:
         """Approve a verification and activate its account once the policy is met.
 
         Returns:
-            An error for the caller to raise after commit, or ``None``.
+            The approved verification and its account, or an error for the caller to
+            raise after the transaction commits.
         """
-        v = _verifications.c
-        approved = conn.execute(
-            update(_verifications)
-            .where(v.id == row.id, v.status == "pending")
-            .values(status="approved", approved_at=now)
-            .returning(v.id)
-        ).first()
+        approved = conn.execute(_APPROVE, {"vid": row.id, "now": now}).first()
         if approved is None:
             return Conflict(
                 "verification_closed",
                 "this verification is already closed",
                 extra={"verification_status": "approved"},
             )
-        a = _accounts.c
-        column = a.phone_verified_at if row.identity == "phone" else a.email_verified_at
         account = conn.execute(
-            update(_accounts)
-            .where(a.id == row.account_id)
-            .values({column: now})
-            .returning(
-                a.id,
-                a.status,
-                a.needs,
-                a.needs_all,
-                a.phone,
-                a.email,
-                a.phone_verified_at,
-                a.email_verified_at,
-            )
+            _VERIFIED_AT[row.identity], {"aid": row.account_id, "now": now}
         ).one()
         verified = {
             "phone": account.phone_verified_at is not None,
@@ -633,41 +640,31 @@ class Service:
             if account.needs_all
             else any(verified[n] for n in needs)
         )
-        if not done or account.status != "pending":
-            return None
-        owned = [(k, getattr(account, k)) for k in ("phone", "email") if verified[k]]
-        for kind, value in owned:
-            if not self._claim_identity(conn, kind, value, account.id, now):
-                # Another account activated with this identity first: this one never will.
-                conn.execute(update(_verifications).where(v.id == row.id).values(status="canceled"))
-                return Conflict(
-                    "verification_closed",
-                    "this verification was canceled",
-                    extra={"verification_status": "canceled"},
-                )
-        conn.execute(
-            update(_accounts).where(a.id == account.id).values(status="active", activated_at=now)
-        )
-        return None
-
-    def _claim_identity(
-        self, conn: Connection, kind: str, value: str, account_id: str, now: datetime
-    ) -> bool:
-        dialect = sqlite if conn.dialect.name == "sqlite" else postgresql
-        stmt = (
-            dialect.insert(_identities)
-            .values(kind=kind, value=value, account_id=account_id, created_at=now)
-            .on_conflict_do_nothing(index_elements=["kind", "value"])
-            .returning(_identities.c.id)
-        )
-        return conn.execute(stmt).first() is not None
-
-    def _result(self, conn: Connection, verification_id: str, now: datetime) -> CheckResult:
-        row = conn.execute(
-            select(_verifications).where(_verifications.c.id == verification_id)
-        ).one()
-        account = conn.execute(select(_accounts).where(_accounts.c.id == row.account_id)).one()
-        return CheckResult(self.verification_view(row, now), self.account_view(account))
+        view = self.account_view(account)
+        if done and account.status == "pending":
+            claim = _CLAIM_IDENTITY[conn.dialect.name]
+            for kind in ("phone", "email"):
+                if not verified[kind]:
+                    continue
+                params = {
+                    "kind": kind,
+                    "value": getattr(account, kind),
+                    "account_id": account.id,
+                    "created_at": now,
+                }
+                if conn.execute(claim, params).first() is None:
+                    # Another account activated with this identity first: this one never will.
+                    conn.execute(
+                        update(_verifications).where(_v.id == row.id).values(status="canceled")
+                    )
+                    return Conflict(
+                        "verification_closed",
+                        "this verification was canceled",
+                        extra={"verification_status": "canceled"},
+                    )
+            conn.execute(_ACTIVATE, {"aid": account.id, "now": now})
+            view["status"] = "active"
+        return CheckResult(self.verification_view(approved, now), view)
 
     # ------------------------------------------------------------------ resend
 
@@ -750,53 +747,21 @@ class Service:
             raise InvalidRequest("token_invalid", "this link is not valid")
         now = utcnow()
         digest = hash_token(token)
-        outcome = _Outcome()
         with self.db.write() as conn:
-            v = _verifications.c
-            row = conn.execute(
-                update(_verifications)
-                .where(
-                    and_(
-                        v.secret_hash == digest,
-                        v.status == "pending",
-                        v.expires_at > now,
-                        v.shadow.is_(False),
-                    )
-                )
-                .values(attempts=v.attempts + 1)
-                .returning(
-                    v.id,
-                    v.account_id,
-                    v.channel,
-                    v.identity,
-                    v.destination,
-                    v.sandbox,
-                    v.secret_hash,
-                    v.attempts,
-                    v.max_checks,
-                )
-            ).first()
-            if (
-                row is None
-                or self.channels.get(row.channel, None) is None
-                or (self.channels[row.channel].confirm_by != "link")
-            ):
-                found = conn.execute(select(_verifications.c.id).where(v.secret_hash == digest))
-                found_id = found.scalar()
-                outcome.error = (
-                    self._closed_reason(conn, found_id, now)
-                    if found_id is not None
+            row = conn.execute(_CONFIRM, {"digest": digest, "now": now}).first()
+            channel = self.channels.get(row.channel) if row is not None else None
+            if row is None or channel is None or channel.confirm_by != "link":
+                found = conn.execute(select(_v.id).where(_v.secret_hash == digest)).scalar()
+                outcome: CheckResult | VerifydError = (
+                    self._closed_reason(conn, found, now)
+                    if found is not None
                     else InvalidRequest("token_invalid", "this link is not valid")
                 )
             else:
-                outcome.error = self._approve(conn, row, now)
-                outcome.verification_id = row.id
-            if outcome.error is None:
-                assert outcome.verification_id is not None
-                result = self._result(conn, outcome.verification_id, now)
-        if outcome.error is not None:
-            raise outcome.error
-        return result
+                outcome = self._approve(conn, row, now)
+        if isinstance(outcome, VerifydError):
+            raise outcome
+        return outcome
 
     def redirect_for(self, account_id: str) -> str | None:
         """The signup's ``redirect_url``, if it gave one."""

@@ -10,7 +10,7 @@ from verifyd.providers.base import MessageKind, OutgoingMessage, Provider
 if TYPE_CHECKING:
     from sqlalchemy import Connection
 
-_table = table_of(SandboxMessage)
+_insert = table_of(SandboxMessage).insert()
 
 
 class SandboxProvider(Provider):
@@ -27,7 +27,8 @@ class SandboxProvider(Provider):
     def send_in_transaction(self, conn: Connection, message: OutgoingMessage) -> None:
         purpose = message.purpose
         conn.execute(
-            _table.insert().values(
+            _insert,
+            dict(
                 id=message.id,
                 to=message.to,
                 channel=message.channel,
@@ -36,7 +37,7 @@ class SandboxProvider(Provider):
                 code=message.code,
                 link=message.link,
                 created_at=message.created_at,
-            )
+            ),
         )
 
     async def send(self, message: OutgoingMessage) -> None:
