@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 from sqlalchemy import select, update
 
@@ -19,8 +21,24 @@ log = logging.getLogger("verifyd.outbox")
 _messages = table_of(Message)
 _verifications = table_of(Verification)
 
+T = TypeVar("T")
+
 MAX_ATTEMPTS = 8
 LEASE = timedelta(seconds=60)
+
+
+async def _in_thread(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run blocking database work in a thread; a cancellation waits for it to finish.
+
+    ``asyncio.to_thread`` alone lets a cancelled task return while its thread still
+    holds a pooled connection, which the app's shutdown then disposes under it.
+    """
+    work = asyncio.ensure_future(asyncio.to_thread(func, *args, **kwargs))
+    try:
+        return await asyncio.shield(work)
+    except asyncio.CancelledError:
+        await asyncio.wait([work])
+        raise
 
 
 def backoff(attempts: int) -> timedelta:
@@ -66,7 +84,7 @@ class Dispatcher:
             try:
                 while await self.run_once():
                     pass
-                await asyncio.to_thread(self._purge)
+                await _in_thread(self._purge)
             except asyncio.CancelledError:
                 raise
             except Exception:  # keep delivering whatever one poll hit
@@ -108,7 +126,7 @@ class Dispatcher:
 
     async def run_once(self) -> int:
         """Deliver every message due now; returns how many were handled."""
-        ids = await asyncio.to_thread(self._claim, utcnow())
+        ids = await _in_thread(self._claim, utcnow())
         for message_id in ids:
             await self._deliver(message_id)
         return len(ids)
@@ -137,7 +155,7 @@ class Dispatcher:
             ).one()
         now = utcnow()
         if row.vstatus != "pending" or row.vgen != row.generation or row.expires_at <= now:
-            await asyncio.to_thread(self._finish, message_id, "canceled", None)
+            await _in_thread(self._finish, message_id, "canceled", None)
             return
         channel = self.channels[row.channel]
         ref = VerificationRef(
@@ -164,7 +182,7 @@ class Dispatcher:
                 ", dead" if dead else "",
                 type(exc).__name__,
             )
-            await asyncio.to_thread(
+            await _in_thread(
                 self._finish,
                 message_id,
                 "dead" if dead else "queued",
@@ -173,7 +191,7 @@ class Dispatcher:
                 attempts=attempts,
             )
             return
-        await asyncio.to_thread(self._finish, message_id, "sent", row.vid)
+        await _in_thread(self._finish, message_id, "sent", row.vid)
 
     def _finish(
         self,
