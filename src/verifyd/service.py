@@ -104,6 +104,12 @@ _VERIFIED_AT = {
     .values(email_verified_at=bindparam("now"))
     .returning(*_accounts.c),
 }
+_UNVERIFY = {
+    identity: update(_accounts)
+    .where(_a.id == bindparam("aid"))
+    .values({f"{identity}_verified_at": None})
+    for identity in ("phone", "email")
+}
 _ACTIVATE = (
     update(_accounts)
     .where(_a.id == bindparam("aid"))
@@ -653,10 +659,12 @@ class Service:
                     "created_at": now,
                 }
                 if conn.execute(claim, params).first() is None:
-                    # Another account activated with this identity first: this one never will.
+                    # Another account activated with this identity first: this one never
+                    # will, and must not count the identity as verified either.
                     conn.execute(
                         update(_verifications).where(_v.id == row.id).values(status="canceled")
                     )
+                    conn.execute(_UNVERIFY[row.identity], {"aid": account.id})
                     return Conflict(
                         "verification_closed",
                         "this verification was canceled",

@@ -9,7 +9,6 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
@@ -236,11 +235,6 @@ def test_second_pending_account_cannot_take_a_verified_number(client: TestClient
     assert client.get(f"/v1/accounts/{first['account_id']}").json()["status"] == "active"
 
 
-@pytest.mark.xfail(
-    reason="BUG: service._approve sets accounts.phone_verified_at before _claim_identity "
-    "fails, so the loser's GET shows verified.phone true beside a canceled verification",
-    strict=True,
-)
 def test_a_canceled_verification_does_not_mark_the_identity_verified(client: TestClient) -> None:
     first, code1 = phone_signup(client)
     second, code2 = phone_signup(client)
