@@ -19,13 +19,15 @@ _STYLE = (
 def security_headers(settings: Settings) -> dict[str, str]:
     """No caching, no referrer, a CSP that loads nothing from elsewhere.
 
-    ``form-action`` lists the allowed redirect origins: Chromium applies it to the
-    303 that follows a confirmed form, and would refuse one to another origin.
+    ``form-action`` lists the public base URL's origin (the form posts there, even when
+    the page was reached under another host name) and the allowed redirect origins:
+    Chromium applies it to the 303 that follows a confirmed form, and would refuse one
+    to another origin.
     """
     origins = sorted(
         {
             f"{p.scheme}://{p.netloc}"
-            for p in map(urlsplit, settings.redirect_allowlist)
+            for p in map(urlsplit, [settings.public_base_url, *settings.redirect_allowlist])
             if p.scheme and p.netloc
         }
     )
