@@ -20,6 +20,8 @@ BUILTIN_SANDBOX_PATTERNS = (
     r"^[^@]+@example\.test$",
 )
 
+_FICTIONAL = [re.compile(p) for p in BUILTIN_SANDBOX_PATTERNS[:2]]
+_SIMPLE_EMAIL = re.compile(r"^[^@\s\x00-\x1f\x7f]{1,64}@[a-z0-9.-]{1,253}$")
 _NUMBER_TYPE_NAMES = {
     value: name for name, value in vars(PhoneNumberType).items() if isinstance(value, int)
 }
@@ -75,6 +77,12 @@ class Destinations:
         if not phonenumbers.is_valid_number(number):
             raise InvalidRequest.field("invalid_phone", "phone", "not a valid phone number")
         value = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        if any(p.search(value) for p in _FICTIONAL):
+            # phonenumbers rates 555-01xx as valid: with the sandbox off they are refused,
+            # never queued for a real SMS provider.
+            raise InvalidRequest.field(
+                "invalid_phone", "phone", "fictional numbers cannot receive messages"
+            )
         region = phonenumbers.region_code_for_number(number) or ""
         if self._countries and region not in self._countries:
             raise InvalidRequest.field(
@@ -101,6 +109,10 @@ class Destinations:
         try:
             result = validate_email(candidate, check_deliverability=False, test_environment=sandbox)
         except EmailNotValidError as exc:
+            # A sandbox pattern may name any special-use domain (``.invalid``,
+            # ``localhost``): recognised before validation, it needs only a sane shape.
+            if sandbox and _SIMPLE_EMAIL.match(candidate.lower()):
+                return Destination("email", candidate.lower(), sandbox=True)
             raise InvalidRequest.field("invalid_email", "email", str(exc)) from exc
         value = result.normalized.lower()
         return Destination("email", value, sandbox=sandbox or self.is_sandbox(value))

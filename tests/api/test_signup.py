@@ -262,11 +262,6 @@ def test_sandbox_off(
     assert_problem(r, 422, "invalid_email", "email")
 
 
-@pytest.mark.xfail(
-    reason="BUG: with sandbox off, +1 202 555 0142 (fictional 555-01xx) is accepted as a real "
-    "number (phonenumbers 9.x rates it FIXED_LINE_OR_MOBILE) and queued for the real provider",
-    strict=True,
-)
 def test_sandbox_off_fictional_nanp_number_is_invalid(
     make_settings: Callable[..., Settings], make_client: Callable[[Settings], TestClient]
 ) -> None:
