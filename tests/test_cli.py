@@ -283,3 +283,15 @@ def test_help_of_every_command(tmp_path: Path, capsys: pytest.CaptureFixture[str
         code, out, err = _main(capsys, *command, "--help")
         assert code == 0 and err == "", (command, err)
         assert out.startswith(f"usage: verifyd {' '.join(command)}"), out
+
+
+def test_a_bad_setting_is_named_without_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("VERIFYD_SMS_CODE_LENGTH", "3")
+    monkeypatch.setenv("VERIFYD_ENV", "prod")
+    code, out, err = _main(capsys, "policy", "show")
+    assert code == 2 and out == ""
+    assert "VERIFYD_SMS_CODE_LENGTH" in err and "VERIFYD_ENV" in err
+    assert not list(tmp_path.iterdir()), "nothing is created before the settings are valid"

@@ -254,11 +254,26 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _settings() -> Settings | None:
+    """Settings from the environment, or ``None`` after naming each bad variable."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        for err in exc.errors():
+            name = f"VERIFYD_{str(err['loc'][0]).upper()}" if err["loc"] else "settings"
+            print(f"verifyd: invalid {name}: {err['msg']}", file=sys.stderr)
+        return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status."""
     args = parser().parse_args(argv)
     try:
-        settings = Settings()
+        settings = _settings()
+        if settings is None:
+            return 2
         settings.check_production()
         result: int = args.func(settings, args)
         return result
