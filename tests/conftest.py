@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from support.postgres import PostgresServer
 
+from support.postgres import PostgresServer
 from verifyd import migrate
 from verifyd.app import create_app
 from verifyd.db import Database

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import tempfile
-import warnings
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
@@ -40,15 +39,8 @@ from support.api import admin_headers, latest_code, set_policy
 from verifyd.app import create_app
 from verifyd.settings import Settings
 
-# BUG (reported): GET+HEAD on one route give FastAPI a duplicate operationId for the HEAD.
-DUPLICATE_OPERATION_ID = (
-    r"ignore:Duplicate Operation ID email_page_v1_email_verify_(get|head) for function "
-    r"email_page:UserWarning"
-)
-
 pytestmark = [
     pytest.mark.parametrize("database_url", ["sqlite"], indirect=True),
-    pytest.mark.filterwarnings(DUPLICATE_OPERATION_ID),
 ]
 
 PROBLEM_JSON = "application/problem+json"
@@ -94,20 +86,13 @@ def _live_schema() -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{tmp}/never-opened.db"
         app = create_app(Settings(database_url=url, secret_key="x" * 40, sandbox=True))
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", "Duplicate Operation ID", UserWarning)
-            schema: dict[str, Any] = app.openapi()
+        schema: dict[str, Any] = app.openapi()
         app.state.runtime.db.dispose()
     return schema
 
 
 #: Crashes this file found that are not fixed yet (the lead removes an entry with the fix).
-KNOWN_BUGS = {
-    ("GET /v1/admin/policy/history", GenerationMode.POSITIVE): (
-        "BUG: api/admin.py policy_history gives a 500 before any policy version is stored "
-        "(zip([], [None], strict=True)); see tests/api/test_errors.py"
-    ),
-}
+KNOWN_BUGS: dict[tuple[str, GenerationMode], str] = {}
 
 
 def _operations() -> Iterator[Any]:

@@ -119,7 +119,13 @@ class AdminKeys:
         """
         scheme, _, token = (authorization or "").partition(" ")
         parts = token.strip().split("_", 2)
-        if scheme.lower() != "bearer" or len(parts) != 3 or parts[0] != "vdk":
+        if (
+            scheme.lower() != "bearer"
+            or len(parts) != 3
+            or parts[0] != "vdk"
+            or not parts[1].isalnum()
+            or not parts[1].isascii()
+        ):
             raise Unauthorized("unauthorized", "an admin API key is required (Bearer vdk_…)")
         _, key_id, secret = parts
         with self._db.read() as conn:

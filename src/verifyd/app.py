@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from verifyd import __version__
@@ -91,6 +92,7 @@ def create_app(settings: Settings, *, registry: Registry | None = None) -> FastA
         lifespan=lifespan,
     )
     app.state.runtime = rt
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     handlers.install(app)
     app.include_router(public.router)
     if settings.sandbox_on:
@@ -99,6 +101,28 @@ def create_app(settings: Settings, *, registry: Registry | None = None) -> FastA
     app.include_router(ops.router)
     app.add_middleware(AccessLog)
     return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document, with every error answer documented as problem+json."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(
+        title=app.title, version=app.version, summary=app.summary, routes=app.routes
+    )
+    problem_ref = {"$ref": "#/components/schemas/Problem"}
+    for path_item in schema["paths"].values():
+        for operation in path_item.values():
+            for status, answer in operation.get("responses", {}).items():
+                if status.isdigit() and int(status) >= 400:
+                    answer["content"] = {"application/problem+json": {"schema": problem_ref}}
+                    if status == "422":
+                        answer["description"] = "Invalid request (problem+json with `errors`)"
+    components = schema.get("components", {}).get("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError"):
+        components.pop(unused, None)
+    app.openapi_schema = schema
+    return schema
 
 
 def app_from_env() -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 
 import phonenumbers
@@ -20,7 +21,7 @@ BUILTIN_SANDBOX_PATTERNS = (
     r"^[^@]+@example\.test$",
 )
 
-_FICTIONAL = [re.compile(p) for p in BUILTIN_SANDBOX_PATTERNS[:2]]
+_FICTIONAL = [re.compile(p, re.ASCII) for p in BUILTIN_SANDBOX_PATTERNS[:2]]
 _SIMPLE_EMAIL = re.compile(r"^[^@\s\x00-\x1f\x7f]{1,64}@[a-z0-9.-]{1,253}$")
 _NUMBER_TYPE_NAMES = {
     value: name for name, value in vars(PhoneNumberType).items() if isinstance(value, int)
@@ -48,7 +49,8 @@ class Destinations:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         patterns = (*BUILTIN_SANDBOX_PATTERNS, *settings.sandbox_patterns)
-        self._sandbox = [re.compile(p) for p in patterns] if settings.sandbox_on else []
+        # ASCII: "\d" must not match other scripts' digits (one number, one spelling).
+        self._sandbox = [re.compile(p, re.ASCII) for p in patterns] if settings.sandbox_on else []
         self._blocked = set(settings.blocked_number_types)
         self._countries = set(settings.allowed_countries)
 
@@ -63,7 +65,7 @@ class Destinations:
             InvalidRequest: ``invalid_phone``, ``country_not_allowed`` or
                 ``number_type_blocked``, on the field ``phone``.
         """
-        compact = _PHONE_PUNCTUATION.sub("", raw)
+        compact = _PHONE_PUNCTUATION.sub("", unicodedata.normalize("NFKC", raw))
         if compact.startswith("00"):
             compact = "+" + compact[2:]
         if self.is_sandbox(compact):

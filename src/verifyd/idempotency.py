@@ -57,7 +57,7 @@ class IdempotencyStore:
             InvalidRequest: ``idempotency_key_reused`` (same key, other body).
             Conflict: ``idempotency_in_progress`` (the first request is still running).
         """
-        if not key or len(key) > 255:
+        if not key or len(key) > 255 or "\x00" in key:
             raise InvalidRequest.field(
                 "invalid_request", "Idempotency-Key", "Idempotency-Key must be 1-255 characters"
             )

@@ -19,6 +19,9 @@ from verifyd.settings import Settings
 _versions = table_of(PolicyVersion)
 _audit = table_of(AuditEvent)
 
+#: The actor of the first version, made from the settings.
+SYSTEM = "system:defaults"
+
 
 def defaults(settings: Settings) -> Policy:
     """The policy the settings describe: the first version, and what a PUT's omitted knobs get."""
@@ -81,7 +84,7 @@ class PolicyStore:
 
     def ensure(self) -> Policy:
         """Create version 1 from the settings when there is none yet."""
-        policy, _ = self.change(defaults(self._settings), "system:defaults", only_if_empty=True)
+        policy, _ = self.change(defaults(self._settings), SYSTEM, only_if_empty=True)
         return policy
 
     def change(
@@ -104,47 +107,55 @@ class PolicyStore:
                     current = self.latest(conn)
                     if only_if_empty and current is not None:
                         return current, False
-                    salts = {
-                        row.experiment: row.salt
-                        for row in conn.execute(
-                            select(
-                                _versions.c.document["experiment"].as_string().label("experiment"),
-                                _versions.c.salt,
-                            ).order_by(_versions.c.version)
-                        )
-                        if row.experiment
-                    }
-                    new = next_version(current, proposed, salt_of=salts)
+                    if current is None and not only_if_empty:
+                        # The settings' defaults are always version 1, so the audit of
+                        # the first change shows what it replaced.
+                        current = self._record(conn, None, defaults(self._settings), SYSTEM)
+                    new = next_version(current, proposed, salt_of=self._salts(conn))
                     if new is None:
                         assert current is not None
                         return current, False
-                    now = utcnow()
-                    new = replace(new, changed_at=now, changed_by=actor)
-                    conn.execute(
-                        insert(_versions).values(
-                            version=new.version,
-                            document=new.stored(),
-                            salt=new.salt,
-                            changed_at=now,
-                            changed_by=actor,
-                        )
-                    )
-                    conn.execute(
-                        insert(_audit).values(
-                            at=now,
-                            actor=actor,
-                            action="policy.change",
-                            target=f"policy:{new.version}",
-                            before=current.stored() if current else None,
-                            after=new.stored(),
-                        )
-                    )
+                    new = self._record(conn, current, new, actor)
             except IntegrityError:
                 continue  # another writer took this version number: read again
             with self._lock:
                 self._cached, self._cached_at = new, time.monotonic()
             return new, True
         raise RuntimeError("could not record the policy change after 5 tries")
+
+    @staticmethod
+    def _salts(conn: Connection) -> dict[str, str]:
+        experiment = _versions.c.document["experiment"].as_string().label("experiment")
+        rows = conn.execute(select(experiment, _versions.c.salt).order_by(_versions.c.version))
+        return {row.experiment: row.salt for row in rows if row.experiment}
+
+    @staticmethod
+    def _record(conn: Connection, current: Policy | None, new: Policy, actor: str) -> Policy:
+        """Insert a version and its audit event; ``new`` without a version becomes the next."""
+        if current is None and new.version == 0:
+            new = next_version(None, new, salt_of={}) or new
+        now = utcnow()
+        new = replace(new, changed_at=now, changed_by=actor)
+        conn.execute(
+            insert(_versions).values(
+                version=new.version,
+                document=new.stored(),
+                salt=new.salt,
+                changed_at=now,
+                changed_by=actor,
+            )
+        )
+        conn.execute(
+            insert(_audit).values(
+                at=now,
+                actor=actor,
+                action="policy.change",
+                target=f"policy:{new.version}",
+                before=current.stored() if current else None,
+                after=new.stored(),
+            )
+        )
+        return new
 
     def history(self, limit: int = 100) -> list[Policy]:
         """The newest versions first."""

@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr
+
+
+def _no_nul(value: str) -> str:
+    # PostgreSQL text cannot hold NUL; refuse it at the edge for every backend alike.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+#: A string that may reach the database: no NUL characters.
+Text = Annotated[StrictStr, AfterValidator(_no_nul)]
 
 
 class Strict(BaseModel):
@@ -19,14 +30,14 @@ class SignupIn(Strict):
 
     phone: StrictStr | None = Field(default=None, max_length=64, examples=["+1 202 555 0142"])
     email: StrictStr | None = Field(default=None, max_length=320)
-    channel: StrictStr | None = Field(
+    channel: Text | None = Field(
         default=None, max_length=32, description="With both identities under `either`: sms or email"
     )
-    subject: StrictStr | None = Field(
+    subject: Text | None = Field(
         default=None, max_length=200, description="Opaque device/session id for `split`"
     )
-    locale: StrictStr | None = Field(default=None, max_length=35)
-    redirect_url: StrictStr | None = Field(default=None, max_length=2048)
+    locale: Text | None = Field(default=None, max_length=35)
+    redirect_url: Text | None = Field(default=None, max_length=2048)
 
 
 class CheckIn(Strict):
@@ -109,7 +120,7 @@ class PolicyIn(Strict):
     """
 
     mode: Literal["phone", "email", "either", "both", "split"]
-    weights: dict[str, StrictInt] | None = None
+    weights: dict[str, Annotated[StrictInt, Field(ge=0, le=1_000_000)]] | None = None
     prefer: Literal["phone", "email"] | None = None
     experiment: StrictStr | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
     sms: SmsKnobsIn | None = None
@@ -184,6 +195,11 @@ class Problem(BaseModel):
     detail: str
     code: str
     errors: list[FieldProblem] | None = None
+    attempts_left: int | None = Field(default=None, description="With `code_incorrect`")
+    verification_status: str | None = Field(
+        default=None, description="With `verification_closed`: approved, locked or canceled"
+    )
+    retry_after: int | None = Field(default=None, description="With 429s, as `Retry-After`")
 
 
 class Health(BaseModel):

@@ -7,6 +7,7 @@ guesses can never exceed a verification's checks.
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -143,6 +144,14 @@ class CheckResult:
 
     verification: dict[str, Any]
     account: dict[str, Any]
+
+
+_ID = re.compile(r"^[a-z]{3}_[A-Za-z0-9_-]{1,64}$")
+
+
+def _well_formed(identifier: str) -> bool:
+    """Whether an id could exist (never sends a NUL or a megabyte to the database)."""
+    return bool(_ID.match(identifier))
 
 
 class Service:
@@ -520,8 +529,10 @@ class Service:
         Raises:
             NotFound: ``account_not_found``.
         """
-        with self.db.read() as conn:
-            row = conn.execute(select(_accounts).where(_accounts.c.id == account_id)).first()
+        row = None
+        if _well_formed(account_id):
+            with self.db.read() as conn:
+                row = conn.execute(select(_accounts).where(_a.id == account_id)).first()
         if row is None:
             raise NotFound("account_not_found", "no account with this id")
         view = self.account_view(row)
@@ -537,10 +548,10 @@ class Service:
         Raises:
             NotFound: ``verification_not_found``.
         """
-        with self.db.read() as conn:
-            row = conn.execute(
-                select(_verifications).where(_verifications.c.id == verification_id)
-            ).first()
+        row = None
+        if _well_formed(verification_id):
+            with self.db.read() as conn:
+                row = conn.execute(select(_verifications).where(_v.id == verification_id)).first()
         if row is None:
             raise NotFound("verification_not_found", "no verification with this id")
         return self.verification_view(row)
@@ -558,6 +569,8 @@ class Service:
             RateLimited: ``rate_limited`` (per IP) or ``too_many_attempts``
                 (the destination's daily guess budget).
         """
+        if not _well_formed(verification_id):
+            raise NotFound("verification_not_found", "no verification with this id")
         now = utcnow()
         error: VerifydError | None = None
         with self.db.write() as conn:
@@ -684,6 +697,8 @@ class Service:
             Conflict: ``verification_closed``.
             NotFound: ``verification_not_found``.
         """
+        if not _well_formed(verification_id):
+            raise NotFound("verification_not_found", "no verification with this id")
         now = utcnow()
         with self.db.write() as conn:
             v = _verifications.c
@@ -783,6 +798,8 @@ class Service:
     def sandbox_messages(self, to: str) -> list[dict[str, Any]]:
         """Messages the sandbox provider recorded for a destination, newest first (50)."""
         to = to.strip()
+        if "\x00" in to:
+            return []
         if to and to[0].isdigit() and "@" not in to:
             to = "+" + to  # a '+' that arrived as a space
         try:

@@ -235,3 +235,20 @@ def test_another_worker_sees_a_change_without_restart(
         time.sleep(0.05)
         mode = reader.get("/v1/policy").json()["mode"]
     assert time.monotonic() - read_at >= 0.9
+
+
+def test_first_change_on_a_fresh_database_follows_the_defaults_version(
+    client: TestClient,
+) -> None:
+    # No request has read the policy yet: the PUT still records the settings' defaults as
+    # version 1, so the audit of the change shows what it replaced.
+    auth = admin_headers(client)
+    doc = _put(client, auth, {"mode": "email"})
+    assert doc["version"] == 2
+    [newest, first] = _history(client, auth)
+    assert (first["version"], first["mode"], first["changed_by"]) == (1, "phone", "system:defaults")
+    assert newest["changes"]["mode"] == ["phone", "email"]
+    audit = table_of(AuditEvent)
+    with runtime(client).db.read() as conn:
+        rows = conn.execute(select(audit.c.before, audit.c.after).order_by(audit.c.id)).all()
+    assert rows[-1].before["mode"] == "phone" and rows[-1].after["mode"] == "email"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi.testclient import TestClient
+
 from support.api import latest_code, latest_token, set_policy, signup
 
 

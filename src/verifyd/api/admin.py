@@ -35,6 +35,7 @@ def put_policy(body: PolicyIn, rt: RuntimeDep, actor: AdminActor) -> Any:
 def policy_history(rt: RuntimeDep, _actor: AdminActor) -> Any:
     """Every version, newest first, each with what it changed (old -> new)."""
     budget = rt.settings.guess_budget_per_day
+    rt.policies.current()  # a fresh database gets its first version before it has a history
     docs = [p.document(budget) for p in rt.policies.history(limit=501)]
     versions = []
     for doc, older in zip(docs, [*docs[1:], None], strict=True):

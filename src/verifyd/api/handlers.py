@@ -9,8 +9,16 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
-from verifyd.errors import FieldError, RateLimited, VerifydError, problem, to_problem
+from verifyd.errors import (
+    FieldError,
+    RateLimited,
+    Unauthorized,
+    VerifydError,
+    problem,
+    to_problem,
+)
 
 log = logging.getLogger("verifyd.api")
 
@@ -32,9 +40,31 @@ def problem_response(body: dict[str, Any], headers: dict[str, str] | None = None
 
 
 def error_response(error: VerifydError) -> JSONResponse:
-    """The response for a domain error (adds ``Retry-After`` to 429s)."""
-    headers = {"Retry-After": str(error.retry_after)} if isinstance(error, RateLimited) else None
+    """The response for a domain error (``Retry-After`` on 429s, ``WWW-Authenticate`` on 401s)."""
+    headers = None
+    if isinstance(error, RateLimited):
+        headers = {"Retry-After": str(error.retry_after)}
+    elif isinstance(error, Unauthorized):
+        headers = {"WWW-Authenticate": 'Bearer realm="verifyd admin"'}
     return problem_response(to_problem(error), headers)
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def _allowed_methods(request: Request) -> str:
+    # Starlette answers 405 from the first route matching the path; a path served by
+    # several routes (GET/HEAD and POST) must list all of their methods. Routers are
+    # nested, so ask each top-level route which methods it would fully match.
+    allowed = [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL
+            for route in request.app.router.routes
+        )
+    ]
+    return ", ".join(allowed)
 
 
 def _field(loc: tuple[Any, ...] | list[Any]) -> str:
@@ -48,9 +78,10 @@ def validation_errors(errors: list[dict[str, Any]] | Any) -> list[FieldError]:
     """FastAPI/pydantic errors as field errors (``invalid_request``)."""
     out = []
     for err in errors:
-        kind = err.get("type", "")
-        message = "body is not valid JSON" if kind == "json_invalid" else err.get("msg", "invalid")
-        out.append(FieldError(_field(err.get("loc", ())), "invalid_request", message))
+        if err.get("type") == "json_invalid":  # its loc ends in a byte offset, not a field
+            out.append(FieldError("body", "invalid_request", "body is not valid JSON"))
+            continue
+        out.append(FieldError(_field(err.get("loc", ())), "invalid_request", err.get("msg", "")))
     return out
 
 
@@ -70,12 +101,13 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code, title = _HTTP_CODES.get(exc.status_code, ("invalid_request", "Error"))
         detail = exc.detail if isinstance(exc.detail, str) else title
-        return problem_response(
-            problem(exc.status_code, code, title, detail), dict(exc.headers or {})
-        )
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = _allowed_methods(request) or headers.get("Allow", "")
+        return problem_response(problem(exc.status_code, code, title, detail), headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

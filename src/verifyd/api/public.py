@@ -58,7 +58,9 @@ def create_account(
     body: SignupIn,
     rt: RuntimeDep,
     ip: ClientIp,
-    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+    idempotency_key: Annotated[
+        str | None, Header(description="Replays the first 201 for 24 h (1-255 characters)")
+    ] = None,
 ) -> Any:
     """Create a pending account and send what the active policy needs verified."""
     req = SignupRequest(**body.model_dump(), ip=ip)
@@ -122,14 +124,20 @@ def resend(verification_id: str, rt: RuntimeDep, ip: ClientIp) -> Any:
     return rt.service.resend(verification_id, ip)
 
 
-@router.api_route(
-    "/email/verify",
-    methods=["GET", "HEAD"],
-    response_class=Response,
-    responses={200: {"content": {"text/html": {}}, "description": "The confirm page"}},
-)
+_PAGE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/html": {}}, "description": "The confirm page"}
+}
+
+
+@router.get("/email/verify", response_class=Response, responses=_PAGE)
 def email_page(rt: RuntimeDep, token: Annotated[str, Query(max_length=200)] = "") -> Response:
     """The page an email link opens: a button that confirms. Opening it consumes nothing."""
+    return pages.confirm_page(rt.settings, token)
+
+
+@router.head("/email/verify", response_class=Response, responses=_PAGE)
+def email_page_head(rt: RuntimeDep, token: Annotated[str, Query(max_length=200)] = "") -> Response:
+    """``HEAD`` of the confirm page (link checkers); consumes nothing either."""
     return pages.confirm_page(rt.settings, token)
 
 
