@@ -25,4 +25,5 @@ test: $(BIN)/verifyd
 
 ## Regenerate the committed openapi.yaml from the app.
 openapi: $(BIN)/verifyd
-	$(BIN)/python -m verifyd.openapi > openapi.yaml
+	$(BIN)/python -m verifyd.openapi > openapi.yaml.tmp && mv openapi.yaml.tmp openapi.yaml \
+		|| { rm -f openapi.yaml.tmp; exit 1; }

