@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint openapi
+.PHONY: run test openapi
 
 $(BIN)/verifyd: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -45,8 +45,17 @@ def wait_ready(url: str, timeout: float = 30.0) -> None:
 
 def run_wrk(url: str, mode: str, duration: int, connections: int) -> dict[str, str]:
     cmd = [
-        "wrk", f"-t{connections}", f"-c{connections}", f"-d{duration}s", "--latency",
-        "-s", str(HERE / "otp_flow.lua"), url, "--", mode, "1234",
+        "wrk",
+        f"-t{connections}",
+        f"-c{connections}",
+        f"-d{duration}s",
+        "--latency",
+        "-s",
+        str(HERE / "otp_flow.lua"),
+        url,
+        "--",
+        mode,
+        "1234",
     ]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     result = dict(re.findall(r"(\w+)=([\d.]+)", out.split("RESULT", 1)[1]))
@@ -75,14 +84,19 @@ def main() -> int:
     }
     log = open(Path(workdir) / "server.log", "w")  # noqa: SIM115
     server = subprocess.Popen(
-        [sys.executable, "-m", "verifyd.cli", "serve"], env=env, stdout=log, stderr=log,
+        [sys.executable, "-m", "verifyd.cli", "serve"],
+        env=env,
+        stdout=log,
+        stderr=log,
         cwd=workdir,
     )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(url)
-        print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
-              f"{platform.python_version()}; database: {env['VERIFYD_DATABASE_URL'].split(':')[0]}")
+        print(
+            f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+            f"{platform.python_version()}; database: {env['VERIFYD_DATABASE_URL'].split(':')[0]}"
+        )
         print(f"wrk: {args.connections} connections, {args.duration} s per run, one uvicorn worker")
         for mode in ("signup", "flow"):
             r = run_wrk(url, mode, args.duration, args.connections)

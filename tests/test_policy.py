@@ -119,6 +119,7 @@ def test_validate_weights_fills_missing_arm_with_zero() -> None:
         {"phone": True, "email": 5},
         {"phone": "50", "email": 50},
         {"phone": 50, "sms": 50},
+        {"phone": 10**400, "email": 1},
     ],
 )
 def test_validate_weights_refuses(weights: dict[str, int]) -> None:

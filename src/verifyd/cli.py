@@ -42,6 +42,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         db.dispose()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # /readyz asks it on every probe
     host = args.host or settings.host
     port = args.port or settings.port
     print(

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, MetaData, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import StaticPool
 
 #: Constraint names are deterministic so migrations can drop and alter them by name.
 NAMING_CONVENTION = {
@@ -56,16 +57,21 @@ class Database:
             database = self.url.database or ""
             if database and database != ":memory:":
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
+            memory = database in ("", ":memory:")
+            # One connection: an in-memory database lives in its connection (StaticPool).
+            pool_args: dict[str, Any] = (
+                {"poolclass": StaticPool}
+                if memory
+                else {"pool_size": 1, "max_overflow": 0, "pool_timeout": 60}
+            )
             self.writer = create_engine(
                 self.url,
-                pool_size=1,
-                max_overflow=0,
-                pool_timeout=60,
                 connect_args={"isolation_level": None, "check_same_thread": False},
+                **pool_args,
             )
             event.listen(self.writer, "connect", _sqlite_pragmas)
             event.listen(self.writer, "begin", _begin_immediate)
-            if database in ("", ":memory:"):
+            if memory:
                 self.reader = self.writer  # one in-memory database per connection
             else:
                 self.reader = create_engine(

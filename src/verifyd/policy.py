@@ -13,6 +13,7 @@ Identity = Literal["phone", "email"]
 MODES: tuple[Mode, ...] = ("phone", "email", "either", "both", "split")
 IDENTITIES: tuple[Identity, ...] = ("phone", "email")
 BUCKETS = 10_000
+MAX_WEIGHT = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -162,6 +163,8 @@ def validate_weights(weights: dict[str, int]) -> dict[str, int]:
         raise ValueError(f"unknown arm(s): {', '.join(sorted(unknown))}; arms are phone, email")
     if any(isinstance(w, bool) or not isinstance(w, int) or w < 0 for w in weights.values()):
         raise ValueError("weights must be non-negative integers")
+    if any(w > MAX_WEIGHT for w in weights.values()):
+        raise ValueError(f"weights must be at most {MAX_WEIGHT:,}")
     if sum(weights.values()) == 0:
         raise ValueError("weights must not all be zero")
     return {arm: weights.get(arm, 0) for arm in IDENTITIES}

@@ -120,7 +120,7 @@ class PolicyIn(Strict):
     """
 
     mode: Literal["phone", "email", "either", "both", "split"]
-    weights: dict[str, Annotated[StrictInt, Field(ge=0, le=1_000_000)]] | None = None
+    weights: dict[str, StrictInt] | None = None
     prefer: Literal["phone", "email"] | None = None
     experiment: StrictStr | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
     sms: SmsKnobsIn | None = None
