@@ -9,13 +9,13 @@ from datetime import datetime
 
 from sqlalchemy import insert, select, update
 
+from verifyd import audit
 from verifyd.codes import same
 from verifyd.db import Database
 from verifyd.errors import Conflict, NotFound, Unauthorized
-from verifyd.models import AdminKey, AuditEvent, table_of, utcnow
+from verifyd.models import AdminKey, table_of, utcnow
 
 _keys = table_of(AdminKey)
-_audit = table_of(AuditEvent)
 
 
 @dataclass(frozen=True)
@@ -64,15 +64,14 @@ class AdminKeys:
                     created_by=actor,
                 )
             )
-            conn.execute(
-                insert(_audit).values(
-                    at=now,
-                    actor=actor,
-                    action="admin_key.create",
-                    target=f"key:{name}",
-                    before=None,
-                    after={"id": key_id, "name": name},
-                )
+            audit.record(
+                conn,
+                at=now,
+                actor=actor,
+                action="admin_key.create",
+                target=f"key:{name}",
+                before=None,
+                after={"id": key_id, "name": name},
             )
         return f"vdk_{key_id}_{secret}", KeyInfo(key_id, name, now, actor, None)
 
@@ -99,15 +98,14 @@ class AdminKeys:
             ).first()
             if row is None:
                 raise NotFound("not_found", f"no active admin key {name_or_id!r}")
-            conn.execute(
-                insert(_audit).values(
-                    at=now,
-                    actor=actor,
-                    action="admin_key.revoke",
-                    target=f"key:{row.name}",
-                    before={"id": row.id},
-                    after=None,
-                )
+            audit.record(
+                conn,
+                at=now,
+                actor=actor,
+                action="admin_key.revoke",
+                target=f"key:{row.name}",
+                before={"id": row.id},
+                after=None,
             )
         return KeyInfo(row.id, row.name, row.created_at, row.created_by, now)
 

@@ -10,14 +10,14 @@ from typing import Any
 from sqlalchemy import Connection, insert, select
 from sqlalchemy.exc import IntegrityError
 
+from verifyd import audit
 from verifyd.db import Database
 from verifyd.errors import InvalidRequest
-from verifyd.models import AuditEvent, PolicyVersion, table_of, utcnow
+from verifyd.models import PolicyVersion, table_of, utcnow
 from verifyd.policy import EmailKnobs, Policy, SmsKnobs, next_version, validate_weights
 from verifyd.settings import Settings
 
 _versions = table_of(PolicyVersion)
-_audit = table_of(AuditEvent)
 
 #: The actor of the first version, made from the settings.
 SYSTEM = "system:defaults"
@@ -145,15 +145,14 @@ class PolicyStore:
                 changed_by=actor,
             )
         )
-        conn.execute(
-            insert(_audit).values(
-                at=now,
-                actor=actor,
-                action="policy.change",
-                target=f"policy:{new.version}",
-                before=current.stored() if current else None,
-                after=new.stored(),
-            )
+        audit.record(
+            conn,
+            at=now,
+            actor=actor,
+            action="policy.change",
+            target=f"policy:{new.version}",
+            before=current.stored() if current else None,
+            after=new.stored(),
         )
         return new
 

@@ -257,28 +257,11 @@ class Service:
             The verification's ``delivery`` state after this transaction.
         """
         provider = self._provider_for(channel, ref.sandbox)
-        if shadow:
-            # Nothing is sent for an identity an active account owns; the row keeps
-            # the statement count (and so the timing) of a real signup.
-            conn.execute(
-                _INSERT_MESSAGE,
-                dict(
-                    id=new_id("msg"),
-                    verification_id=ref.id,
-                    generation=ref.generation,
-                    kind=channel.message_kind,
-                    provider=provider.name,
-                    to=ref.destination,
-                    status="suppressed",
-                    attempts=0,
-                    next_attempt_at=now,
-                    created_at=now,
-                ),
-            )
-            return "sent" if provider.transactional else "queued"
-        if provider.transactional:
+        if provider.transactional and not shadow:
             provider.send_in_transaction(conn, channel.render(ref, new_id("msg"), now))
             return "sent"
+        # Nothing is sent for an identity an active account owns (``suppressed``); the
+        # row keeps the statement count, and so the timing, of a real signup.
         conn.execute(
             _INSERT_MESSAGE,
             dict(
@@ -288,13 +271,13 @@ class Service:
                 kind=channel.message_kind,
                 provider=provider.name,
                 to=ref.destination,
-                status="queued",
+                status="suppressed" if shadow else "queued",
                 attempts=0,
                 next_attempt_at=now,
                 created_at=now,
             ),
         )
-        return "queued"
+        return "sent" if provider.transactional else "queued"
 
     # ------------------------------------------------------------------ views
 
