@@ -1,5 +1,8 @@
 -- wrk script: each connection chains the OTP flow, signup -> check, forever.
--- Phones are random sandbox numbers (+1 NXX 555-01YY); the server runs with
+-- Phones are sandbox numbers (+1 NXX 555-01YY), each thread counting through its own
+-- block of 5,000 (after the run's offset) so no two signups share a number; wrk must
+-- run one connection per thread (-tN -cN): the flow's state is per thread. The server
+-- runs with
 -- VERIFYD_SANDBOX_FIXED_CODE so the check needs no inbox read.
 -- Mode "signup" only signs up. Results leave done() as one string (Debian's wrk
 -- has crashed when done() handed tables back).
@@ -9,6 +12,8 @@ local code = "1234"
 local state = "signup"
 local ver_id = nil
 local counts = { signup_ok = 0, check_ok = 0, other = 0 }
+local n = 0
+local offset = 0
 local threads = {}
 
 function setup(thread)
@@ -19,7 +24,7 @@ end
 function init(args)
   mode = args[1] or "flow"
   code = args[2] or "1234"
-  math.randomseed(os.time() * 1000 + id)
+  offset = tonumber(args[3] or "0")
 end
 
 function request()
@@ -27,7 +32,9 @@ function request()
     return wrk.format("POST", "/v1/verifications/" .. ver_id .. "/check",
       { ["Content-Type"] = "application/json" }, '{"code":"' .. code .. '"}')
   end
-  local phone = string.format("+1%d55501%02d", math.random(200, 999), math.random(0, 99))
+  local index = offset + (id - 1) * 5000 + n
+  n = (n + 1) % 5000
+  local phone = string.format("+1%d55501%02d", 200 + math.floor(index / 100), index % 100)
   return wrk.format("POST", "/v1/accounts",
     { ["Content-Type"] = "application/json" }, '{"phone":"' .. phone .. '"}')
 end

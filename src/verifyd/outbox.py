@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -25,6 +26,8 @@ T = TypeVar("T")
 
 MAX_ATTEMPTS = 8
 LEASE = timedelta(seconds=60)
+#: Seconds between deletions of expired rate-limit windows.
+PURGE_EVERY = 300.0
 
 
 async def _in_thread(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -70,6 +73,7 @@ class Dispatcher:
         self.interval = interval
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._next_purge = 0.0
 
     def wake(self) -> None:
         """Ask for a poll now (callable from any thread)."""
@@ -84,7 +88,9 @@ class Dispatcher:
             try:
                 while await self.run_once():
                     pass
-                await _in_thread(self._purge)
+                if time.monotonic() >= self._next_purge:
+                    await _in_thread(self._purge)
+                    self._next_purge = time.monotonic() + PURGE_EVERY
             except asyncio.CancelledError:
                 raise
             except Exception:  # keep delivering whatever one poll hit
@@ -101,7 +107,9 @@ class Dispatcher:
 
     def _claim(self, now: datetime, limit: int = 20) -> list[str]:
         m = _messages.c
-        with self.db.write() as conn:
+        # Look on a reader first: most polls find nothing, and on SQLite a write
+        # transaction would queue behind (and hold up) the API's one writer.
+        with self.db.read() as conn:
             due = (
                 conn.execute(
                     select(m.id)
@@ -112,6 +120,9 @@ class Dispatcher:
                 .scalars()
                 .all()
             )
+        if not due:
+            return []
+        with self.db.write() as conn:
             claimed = []
             for message_id in due:
                 got = conn.execute(

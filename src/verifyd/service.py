@@ -438,7 +438,8 @@ class Service:
                 views.append(
                     self._issue(conn, policy, identity, dests[identity], account_id, shadow, now)
                 )
-        self.wake()
+        if any(view["delivery"] == "queued" for view in views):
+            self.wake()
         account = {
             "id": account_id,
             "status": "pending",
@@ -738,7 +739,8 @@ class Service:
             fresh = conn.execute(select(_verifications).where(v.id == row.id)).one()
             view = self.verification_view(fresh, now)
             view["delivery"] = delivery
-        self.wake()
+        if delivery == "queued":
+            self.wake()
         return view
 
     # ------------------------------------------------------------------ email link
