@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from support.api import latest_code, latest_token, set_policy, signup
+from support.api import latest_code, latest_token, sandbox_messages, set_policy, signup
 
 
 def test_phone_then_email_walkthrough(client: TestClient) -> None:
@@ -21,6 +21,8 @@ def test_phone_then_email_walkthrough(client: TestClient) -> None:
     assert (account["status"], ver["channel"], ver["status"]) == ("pending", "sms", "pending")
     code = latest_code(client, "+12025550142")
     assert len(code) == 4 and code.isdigit()
+    [message] = sandbox_messages(client, "+12025550142")
+    assert message["kind"] == "code" and "link" not in message  # absent, not null
     r = client.post(f"/v1/verifications/{ver['id']}/check", json={"code": code})
     assert r.status_code == 200, r.text
     assert r.json()["account"]["status"] == "active"
@@ -28,6 +30,8 @@ def test_phone_then_email_walkthrough(client: TestClient) -> None:
     set_policy(client, "email")
     created = signup(client, email="new@example.test")
     token = latest_token(client, "new@example.test")
+    [message] = sandbox_messages(client, "new@example.test")
+    assert message["kind"] == "link" and "code" not in message
     page = client.get("/v1/email/verify", params={"token": token})
     assert page.status_code == 200 and "<form" in page.text
     r = client.get(f"/v1/accounts/{created['account']['id']}")

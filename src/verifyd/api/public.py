@@ -203,7 +203,12 @@ def _with_status(url: str) -> str:
     return urlunsplit(parts._replace(query=query))
 
 
-@sandbox_router.get("/messages", response_model=SandboxMessagesOut, responses=PROBLEMS)
+@sandbox_router.get(
+    "/messages",
+    response_model=SandboxMessagesOut,
+    response_model_exclude_none=True,  # `code` on codes, `link` on links
+    responses=PROBLEMS,
+)
 def sandbox_messages(rt: RuntimeDep, to: Annotated[str, Query(max_length=320)]) -> Any:
     """What the sandbox provider delivered to a sandbox destination, newest first (50)."""
     return {"messages": rt.service.sandbox_messages(to)}
