@@ -15,10 +15,10 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import Connection, Row, bindparam, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Row, select, update
 
-from verifyd import ratelimit
+from verifyd import ratelimit, views
+from verifyd import statements as sql
 from verifyd.channels.base import Channel, VerificationRef
 from verifyd.codes import Secrets, hash_token, new_id
 from verifyd.db import Database
@@ -55,74 +55,7 @@ _messages = table_of(Message)
 _sandbox = table_of(SandboxMessage)
 
 SANDBOX_PROVIDER = "sandbox"
-
-# Statements built once, executed with parameters: building a Core statement per call
-# (coercing every literal, computing its cache key) costs more CPU than SQLite's work.
 _v, _a = _verifications.c, _accounts.c
-_INSERT_ACCOUNT = insert(_accounts)
-_INSERT_VERIFICATION = insert(_verifications)
-_INSERT_MESSAGE = insert(_messages)
-_ATTEMPT = (
-    update(_verifications)
-    .where(
-        _v.id == bindparam("vid"),
-        _v.status == "pending",
-        _v.attempts < _v.max_checks,
-        _v.expires_at > bindparam("now"),
-    )
-    .values(attempts=_v.attempts + 1)
-    .returning(*_verifications.c)
-)
-_CONFIRM = (
-    update(_verifications)
-    .where(
-        _v.secret_hash == bindparam("digest"),
-        _v.status == "pending",
-        _v.expires_at > bindparam("now"),
-        _v.shadow.is_(False),
-    )
-    .values(attempts=_v.attempts + 1)
-    .returning(*_verifications.c)
-)
-_APPROVE = (
-    update(_verifications)
-    .where(_v.id == bindparam("vid"), _v.status == "pending")
-    .values(status="approved", approved_at=bindparam("now"))
-    .returning(*_verifications.c)
-)
-_SET_STATUS = (
-    update(_verifications)
-    .where(_v.id == bindparam("vid"), _v.status == "pending")
-    .values(status=bindparam("status"))
-)
-_VERIFIED_AT = {
-    "phone": update(_accounts)
-    .where(_a.id == bindparam("aid"))
-    .values(phone_verified_at=bindparam("now"))
-    .returning(*_accounts.c),
-    "email": update(_accounts)
-    .where(_a.id == bindparam("aid"))
-    .values(email_verified_at=bindparam("now"))
-    .returning(*_accounts.c),
-}
-_UNVERIFY = {
-    identity: update(_accounts)
-    .where(_a.id == bindparam("aid"))
-    .values({f"{identity}_verified_at": None})
-    for identity in ("phone", "email")
-}
-_ACTIVATE = (
-    update(_accounts)
-    .where(_a.id == bindparam("aid"))
-    .values(status="active", activated_at=bindparam("now"))
-)
-_CLAIM_IDENTITY = {
-    name: dialect.insert(_identities)
-    .on_conflict_do_nothing(index_elements=["kind", "value"])
-    .returning(_identities.c.id)
-    for name, dialect in (("sqlite", sqlite), ("postgresql", postgresql))
-}
-_STATUS_OF = select(_v.status, _v.expires_at).where(_v.id == bindparam("vid"))
 
 
 @dataclass(frozen=True)
@@ -263,7 +196,7 @@ class Service:
         # Nothing is sent for an identity an active account owns (``suppressed``); the
         # row keeps the statement count, and so the timing, of a real signup.
         conn.execute(
-            _INSERT_MESSAGE,
+            sql.INSERT_MESSAGE,
             dict(
                 id=new_id("msg"),
                 verification_id=ref.id,
@@ -278,40 +211,6 @@ class Service:
             ),
         )
         return "sent" if provider.transactional else "queued"
-
-    # ------------------------------------------------------------------ views
-
-    @staticmethod
-    def verification_view(row: Any, now: datetime | None = None) -> dict[str, Any]:
-        """The public verification object (destination masked)."""
-        now = now or utcnow()
-        status = row.status
-        if status == "pending" and row.expires_at <= now:
-            status = "expired"
-        delivery = row.delivery
-        return {
-            "id": row.id,
-            "channel": row.channel,
-            "status": status,
-            "to": mask(row.identity, row.destination),
-            "expires_at": row.expires_at,
-            "attempts_left": max(0, row.max_checks - row.attempts),
-            "resend_available_at": row.resend_available_at,
-            "delivery": delivery,
-        }
-
-    @staticmethod
-    def account_view(row: Any) -> dict[str, Any]:
-        """The public account object (destinations masked)."""
-        return {
-            "id": row.id,
-            "status": row.status,
-            "phone": mask("phone", row.phone) if row.phone else None,
-            "email": mask("email", row.email) if row.email else None,
-            "policy_version": row.policy_version,
-            "arm": row.arm,
-            "created_at": row.created_at,
-        }
 
     # ------------------------------------------------------------------ signup
 
@@ -396,7 +295,7 @@ class Service:
         account_id = new_id("acc")
         flags = sorted({f for d in dests.values() for f in d.flags})
         all_sandbox = all(dests[i].sandbox for i in verify_now)
-        views: list[dict[str, Any]] = []
+        issued: list[dict[str, Any]] = []
         with self.db.write() as conn:
             self._limit(conn, "signup_ip", req.ip, all_sandbox, now)
             for identity in verify_now:
@@ -415,7 +314,7 @@ class Service:
             if taken:
                 flags.append("identity_taken")
             conn.execute(
-                _INSERT_ACCOUNT,
+                sql.INSERT_ACCOUNT,
                 dict(
                     id=account_id,
                     status="pending",
@@ -435,10 +334,10 @@ class Service:
                 ),
             )
             for identity in verify_now:
-                views.append(
+                issued.append(
                     self._issue(conn, policy, identity, dests[identity], account_id, shadow, now)
                 )
-        if any(view["delivery"] == "queued" for view in views):
+        if any(view["delivery"] == "queued" for view in issued):
             self.wake()
         account = {
             "id": account_id,
@@ -449,7 +348,7 @@ class Service:
             "arm": arm,
             "created_at": now,
         }
-        return {"account": account, "verifications": views}
+        return {"account": account, "verifications": issued}
 
     def _issue(
         self,
@@ -498,9 +397,9 @@ class Service:
         values["delivery"] = (
             "sent" if shadow or self._transactional(channel, dest.sandbox) else ("queued")
         )
-        conn.execute(_INSERT_VERIFICATION, values)
+        conn.execute(sql.INSERT_VERIFICATION, values)
         values["delivery"] = self._deliver(conn, channel, ref, shadow, now)
-        return self.verification_view(_Values(values), now)
+        return views.verification(views.Values(values), now)
 
     def _transactional(self, channel: Channel, sandbox: bool) -> bool:
         return self._provider_for(channel, sandbox).transactional
@@ -519,7 +418,7 @@ class Service:
                 row = conn.execute(select(_accounts).where(_a.id == account_id)).first()
         if row is None:
             raise NotFound("account_not_found", "no account with this id")
-        view = self.account_view(row)
+        view = views.account(row)
         view["verified"] = {
             "phone": row.phone_verified_at is not None,
             "email": row.email_verified_at is not None,
@@ -538,7 +437,7 @@ class Service:
                 row = conn.execute(select(_verifications).where(_v.id == verification_id)).first()
         if row is None:
             raise NotFound("verification_not_found", "no verification with this id")
-        return self.verification_view(row)
+        return views.verification(row)
 
     # ------------------------------------------------------------------ check
 
@@ -558,7 +457,7 @@ class Service:
         now = utcnow()
         error: VerifydError | None = None
         with self.db.write() as conn:
-            row = conn.execute(_ATTEMPT, {"vid": verification_id, "now": now}).first()
+            row = conn.execute(sql.ATTEMPT, {"vid": verification_id, "now": now}).first()
             if row is None:
                 error = self._closed_reason(conn, verification_id, now)
             else:
@@ -586,7 +485,7 @@ class Service:
                 else:
                     left = row.max_checks - row.attempts
                     if left <= 0:
-                        conn.execute(_SET_STATUS, {"vid": row.id, "status": "locked"})
+                        conn.execute(sql.SET_STATUS, {"vid": row.id, "status": "locked"})
                     error = CodeIncorrect(
                         "code_incorrect",
                         "the code is not correct" + ("; no attempts left" if left <= 0 else ""),
@@ -597,12 +496,12 @@ class Service:
         return result
 
     def _closed_reason(self, conn: Connection, verification_id: str, now: datetime) -> VerifydError:
-        row = conn.execute(_STATUS_OF, {"vid": verification_id}).first()
+        row = conn.execute(sql.STATUS_OF, {"vid": verification_id}).first()
         if row is None:
             return NotFound("verification_not_found", "no verification with this id")
         status = row.status
         if status == "pending" and row.expires_at <= now:
-            conn.execute(_SET_STATUS, {"vid": verification_id, "status": "expired"})
+            conn.execute(sql.SET_STATUS, {"vid": verification_id, "status": "expired"})
             status = "expired"
         if status == "expired":
             return Gone("code_expired", "the code has expired; ask for a new one")
@@ -623,7 +522,7 @@ class Service:
             The approved verification and its account, or an error for the caller to
             raise after the transaction commits.
         """
-        approved = conn.execute(_APPROVE, {"vid": row.id, "now": now}).first()
+        approved = conn.execute(sql.APPROVE, {"vid": row.id, "now": now}).first()
         if approved is None:
             return Conflict(
                 "verification_closed",
@@ -631,7 +530,7 @@ class Service:
                 extra={"verification_status": "approved"},
             )
         account = conn.execute(
-            _VERIFIED_AT[row.identity], {"aid": row.account_id, "now": now}
+            sql.VERIFIED_AT[row.identity], {"aid": row.account_id, "now": now}
         ).one()
         verified = {
             "phone": account.phone_verified_at is not None,
@@ -643,9 +542,9 @@ class Service:
             if account.needs_all
             else any(verified[n] for n in needs)
         )
-        view = self.account_view(account)
+        view = views.account(account)
         if done and account.status == "pending":
-            claim = _CLAIM_IDENTITY[conn.dialect.name]
+            claim = sql.CLAIM_IDENTITY[conn.dialect.name]
             for kind in ("phone", "email"):
                 if not verified[kind]:
                     continue
@@ -661,15 +560,15 @@ class Service:
                     conn.execute(
                         update(_verifications).where(_v.id == row.id).values(status="canceled")
                     )
-                    conn.execute(_UNVERIFY[row.identity], {"aid": account.id})
+                    conn.execute(sql.UNVERIFY[row.identity], {"aid": account.id})
                     return Conflict(
                         "verification_closed",
                         "this verification was canceled",
                         extra={"verification_status": "canceled"},
                     )
-            conn.execute(_ACTIVATE, {"aid": account.id, "now": now})
+            conn.execute(sql.ACTIVATE, {"aid": account.id, "now": now})
             view["status"] = "active"
-        return CheckResult(self.verification_view(approved, now), view)
+        return CheckResult(views.verification(approved, now), view)
 
     # ------------------------------------------------------------------ resend
 
@@ -737,7 +636,7 @@ class Service:
             )
             delivery = self._deliver(conn, channel, ref, row.shadow, now)
             fresh = conn.execute(select(_verifications).where(v.id == row.id)).one()
-            view = self.verification_view(fresh, now)
+            view = views.verification(fresh, now)
             view["delivery"] = delivery
         if delivery == "queued":
             self.wake()
@@ -756,7 +655,7 @@ class Service:
         now = utcnow()
         digest = hash_token(token)
         with self.db.write() as conn:
-            row = conn.execute(_CONFIRM, {"digest": digest, "now": now}).first()
+            row = conn.execute(sql.CONFIRM, {"digest": digest, "now": now}).first()
             channel = self.channels.get(row.channel) if row is not None else None
             if row is None or channel is None or channel.confirm_by != "link":
                 found = conn.execute(select(_v.id).where(_v.secret_hash == digest)).scalar()
@@ -815,10 +714,3 @@ class Service:
                 item["link"] = r.link
             messages.append(item)
         return messages
-
-
-class _Values:
-    """Attribute access over a dict, so fresh inserts render like fetched rows."""
-
-    def __init__(self, values: dict[str, Any]) -> None:
-        self.__dict__.update(values)
