@@ -77,6 +77,8 @@ class CheckResult:
 
     verification: dict[str, Any]
     account: dict[str, Any]
+    #: The signup's ``redirect_url`` (where a confirmed email link goes next).
+    redirect_url: str | None = None
 
 
 _ID = re.compile(r"^[a-z]{3}_[A-Za-z0-9_-]{1,64}$")
@@ -568,7 +570,7 @@ class Service:
                     )
             conn.execute(sql.ACTIVATE, {"aid": account.id, "now": now})
             view["status"] = "active"
-        return CheckResult(views.verification(approved, now), view)
+        return CheckResult(views.verification(approved, now), view, account.redirect_url)
 
     # ------------------------------------------------------------------ resend
 
@@ -621,7 +623,7 @@ class Service:
                 channel.hash(ref.id, secrets.token_hex(32)) if row.shadow else channel.issue(ref)
             )
             transactional = self._transactional(channel, row.sandbox)
-            conn.execute(
+            fresh = conn.execute(
                 update(_verifications)
                 .where(v.id == row.id)
                 .values(
@@ -633,9 +635,9 @@ class Service:
                     resend_available_at=now + timedelta(seconds=terms.resend_cooldown_seconds),
                     delivery="sent" if transactional or row.shadow else "queued",
                 )
-            )
+                .returning(*_verifications.c)
+            ).one()
             delivery = self._deliver(conn, channel, ref, row.shadow, now)
-            fresh = conn.execute(select(_verifications).where(v.id == row.id)).one()
             view = views.verification(fresh, now)
             view["delivery"] = delivery
         if delivery == "queued":
@@ -669,13 +671,6 @@ class Service:
         if isinstance(outcome, VerifydError):
             raise outcome
         return outcome
-
-    def redirect_for(self, account_id: str) -> str | None:
-        """The signup's ``redirect_url``, if it gave one."""
-        with self.db.read() as conn:
-            return conn.execute(
-                select(_accounts.c.redirect_url).where(_accounts.c.id == account_id)
-            ).scalar()
 
     # ------------------------------------------------------------------ sandbox
 

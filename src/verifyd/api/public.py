@@ -191,9 +191,8 @@ async def email_confirm(request: Request, rt: RuntimeDep) -> Response:
             {"status": "approved", "verification": result.verification, "account": result.account}
         )
         return Response(body.model_dump_json(), media_type="application/json")
-    redirect = await run_in_threadpool(rt.service.redirect_for, result.account["id"])
-    if redirect:
-        return RedirectResponse(_with_status(redirect), status_code=303)
+    if result.redirect_url:
+        return RedirectResponse(_with_status(result.redirect_url), status_code=303)
     return pages.success_page(rt.settings)
 
 
