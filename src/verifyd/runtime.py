@@ -53,8 +53,21 @@ def _providers(
     return providers
 
 
-def build_runtime(settings: Settings, registry: Registry | None = None) -> Runtime:
-    """Wire settings, database, plugins and services together.
+@dataclass(frozen=True)
+class Plugins:
+    """The plugin instances a configuration resolves to, checked and ready to wire."""
+
+    registry: Registry
+    secrets: Secrets
+    channels: dict[str, Channel]
+    providers: dict[str, Provider]
+
+
+def check_configuration(settings: Settings, registry: Registry | None = None) -> Plugins:
+    """Check everything the settings ask for without touching the database.
+
+    ``verifyd serve`` calls it before it prints its banner, so a configuration that
+    cannot run fails first; ``build_runtime`` calls it too.
 
     Args:
         settings: The settings to run with.
@@ -79,14 +92,32 @@ def build_runtime(settings: Settings, registry: Registry | None = None) -> Runti
                 f"(VERIFYD_{identity.upper()}_CHANNEL)"
             )
     providers = _providers(settings, registry, channels)
+    return Plugins(registry, secrets, channels, providers)
+
+
+def build_runtime(settings: Settings, registry: Registry | None = None) -> Runtime:
+    """Wire settings, database, plugins and services together.
+
+    Args:
+        settings: The settings to run with.
+        registry: The plugins; by default read from the installed entry points.
+
+    Raises:
+        ConfigurationError: a setting the service cannot run with.
+        RegistryError: a plugin name clash or a missing plugin.
+    """
+    plugins = check_configuration(settings, registry)
+    channels, providers = plugins.channels, plugins.providers
     db = Database(settings.database_url)
     policies = PolicyStore(db, settings)
     dispatcher = Dispatcher(db, channels, providers, interval=settings.dispatch_interval_seconds)
-    service = Service(settings, db, secrets, channels, providers, policies, wake=dispatcher.wake)
+    service = Service(
+        settings, db, plugins.secrets, channels, providers, policies, wake=dispatcher.wake
+    )
     return Runtime(
         settings=settings,
         db=db,
-        registry=registry,
+        registry=plugins.registry,
         channels=channels,
         providers=providers,
         policies=policies,
