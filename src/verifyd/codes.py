@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 
 import pyotp
@@ -21,6 +22,14 @@ import pyotp
 def new_id(prefix: str) -> str:
     """An opaque, unguessable id (128 random bits), e.g. ``acc_…``."""
     return f"{prefix}_{secrets.token_urlsafe(16)}"
+
+
+_ID = re.compile(r"^[a-z]{3}_[A-Za-z0-9_-]{1,64}$")
+
+
+def well_formed(identifier: str) -> bool:
+    """Whether an id could exist (so no NUL or megabyte ever reaches the database)."""
+    return bool(_ID.match(identifier))
 
 
 class Secrets:

@@ -12,7 +12,7 @@ The tree::
     ├── Gone                      410 code_expired
     └── RateLimited               429 rate_limited, too_many_attempts (+ Retry-After)
 
-The service raises these; it never imports HTTP. ``verifyd.api`` renders them.
+The flows raise these; they never import HTTP. ``verifyd.api`` renders them.
 """
 
 from __future__ import annotations

@@ -8,12 +8,19 @@ from verifyd.adminkeys import AdminKeys
 from verifyd.channels.base import Channel
 from verifyd.codes import Secrets
 from verifyd.db import Database
+from verifyd.destinations import Destinations
+from verifyd.flows.check import Codes
+from verifyd.flows.confirm import Links
+from verifyd.flows.delivery import SANDBOX_PROVIDER, Delivery
+from verifyd.flows.limits import Limits
+from verifyd.flows.lookup import Lookup
+from verifyd.flows.sandbox import SandboxInbox
+from verifyd.flows.signup import Signup
 from verifyd.idempotency import IdempotencyStore
 from verifyd.outbox import Dispatcher
 from verifyd.policystore import PolicyStore
 from verifyd.providers.base import Provider
 from verifyd.registry import Registry, RegistryError
-from verifyd.service import SANDBOX_PROVIDER, Service
 from verifyd.settings import ConfigurationError, Settings
 
 
@@ -27,7 +34,11 @@ class Runtime:
     channels: dict[str, Channel]
     providers: dict[str, Provider]
     policies: PolicyStore
-    service: Service
+    signup: Signup
+    codes: Codes
+    links: Links
+    lookup: Lookup
+    sandbox: SandboxInbox
     dispatcher: Dispatcher
     admin_keys: AdminKeys
     idempotency: IdempotencyStore
@@ -96,7 +107,7 @@ def check_configuration(settings: Settings, registry: Registry | None = None) ->
 
 
 def build_runtime(settings: Settings, registry: Registry | None = None) -> Runtime:
-    """Wire settings, database, plugins and services together.
+    """Wire settings, database, plugins and flows together.
 
     Args:
         settings: The settings to run with.
@@ -111,9 +122,9 @@ def build_runtime(settings: Settings, registry: Registry | None = None) -> Runti
     db = Database(settings.database_url)
     policies = PolicyStore(db, settings)
     dispatcher = Dispatcher(db, channels, providers, interval=settings.dispatch_interval_seconds)
-    service = Service(
-        settings, db, plugins.secrets, channels, providers, policies, wake=dispatcher.wake
-    )
+    limits = Limits(settings)
+    delivery = Delivery(settings, providers)
+    wake = dispatcher.wake
     return Runtime(
         settings=settings,
         db=db,
@@ -121,7 +132,13 @@ def build_runtime(settings: Settings, registry: Registry | None = None) -> Runti
         channels=channels,
         providers=providers,
         policies=policies,
-        service=service,
+        signup=Signup(
+            settings, db, plugins.secrets, channels, policies, limits, delivery, wake=wake
+        ),
+        codes=Codes(db, channels, policies, limits, delivery, wake=wake),
+        links=Links(db, channels),
+        lookup=Lookup(db),
+        sandbox=SandboxInbox(db, Destinations(settings)),
         dispatcher=dispatcher,
         admin_keys=AdminKeys(db),
         idempotency=IdempotencyStore(db),

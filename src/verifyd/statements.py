@@ -53,6 +53,8 @@ SET_STATUS = (
     .where(_v.id == bindparam("vid"), _v.status == "pending")
     .values(status=bindparam("status"))
 )
+#: An approved verification whose identity another account claimed first.
+CANCEL = update(verifications).where(_v.id == bindparam("vid")).values(status="canceled")
 VERIFIED_AT = {
     "phone": update(accounts)
     .where(_a.id == bindparam("aid"))

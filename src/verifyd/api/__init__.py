@@ -1,1 +1,1 @@
-"""HTTP routers: parse, call the service, render."""
+"""HTTP routers: parse, call a flow, render."""

@@ -14,6 +14,7 @@ from verifyd.api import pages
 from verifyd.api.deps import ClientIp, RuntimeDep
 from verifyd.api.handlers import error_response, problem_response, validation_errors
 from verifyd.errors import VerifydError, problem
+from verifyd.flows.signup import SignupRequest
 from verifyd.idempotency import request_hash
 from verifyd.schemas import (
     AccountDetailOut,
@@ -27,7 +28,6 @@ from verifyd.schemas import (
     TokenIn,
     VerificationOut,
 )
-from verifyd.service import SignupRequest
 
 router = APIRouter(prefix="/v1", tags=["public"])
 sandbox_router = APIRouter(prefix="/v1/sandbox", tags=["sandbox"])
@@ -65,7 +65,7 @@ def create_account(
     """Create a pending account and send what the active policy needs verified."""
     req = SignupRequest(**body.model_dump(), ip=ip)
     if idempotency_key is None:
-        result = rt.service.signup(req)
+        result = rt.signup.create(req)
         return Response(
             SignupOut.model_validate(result).model_dump_json(),
             status_code=201,
@@ -82,7 +82,7 @@ def create_account(
             replay.body, status_code=replay.status, media_type="application/json", headers=headers
         )
     try:
-        result = rt.service.signup(req)
+        result = rt.signup.create(req)
     except BaseException:
         rt.idempotency.release(idempotency_key)
         raise
@@ -97,19 +97,19 @@ def create_account(
 @router.get("/accounts/{account_id}", response_model=AccountDetailOut, responses=PROBLEMS)
 def get_account(account_id: str, rt: RuntimeDep) -> Any:
     """An account, its status and which identities are verified."""
-    return rt.service.get_account(account_id)
+    return rt.lookup.account(account_id)
 
 
 @router.get("/verifications/{verification_id}", response_model=VerificationOut, responses=PROBLEMS)
 def get_verification(verification_id: str, rt: RuntimeDep) -> Any:
     """One verification."""
-    return rt.service.get_verification(verification_id)
+    return rt.lookup.verification(verification_id)
 
 
 @router.post("/verifications/{verification_id}/check", response_model=CheckOut, responses=PROBLEMS)
 def check(verification_id: str, body: CheckIn, rt: RuntimeDep, ip: ClientIp) -> Any:
     """Check an SMS code. Each check uses one of the verification's attempts."""
-    result = rt.service.check(verification_id, body.code, ip)
+    result = rt.codes.check(verification_id, body.code, ip)
     return {"status": "approved", "verification": result.verification, "account": result.account}
 
 
@@ -121,7 +121,7 @@ def check(verification_id: str, body: CheckIn, rt: RuntimeDep, ip: ClientIp) -> 
 )
 def resend(verification_id: str, rt: RuntimeDep, ip: ClientIp) -> Any:
     """Send a new code or link; the old one stops working, attempts are not reset."""
-    return rt.service.resend(verification_id, ip)
+    return rt.codes.resend(verification_id, ip)
 
 
 _PAGE: dict[int | str, dict[str, Any]] = {
@@ -181,7 +181,7 @@ async def email_confirm(request: Request, rt: RuntimeDep) -> Response:
         value = form.get("token")
         token = value if isinstance(value, str) else ""
     try:
-        result = await run_in_threadpool(rt.service.confirm_token, token)
+        result = await run_in_threadpool(rt.links.confirm, token)
     except VerifydError as exc:
         if is_json:
             return error_response(exc)
@@ -210,4 +210,4 @@ def _with_status(url: str) -> str:
 )
 def sandbox_messages(rt: RuntimeDep, to: Annotated[str, Query(max_length=320)]) -> Any:
     """What the sandbox provider delivered to a sandbox destination, newest first (50)."""
-    return {"messages": rt.service.sandbox_messages(to)}
+    return {"messages": rt.sandbox.messages(to)}

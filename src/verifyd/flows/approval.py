@@ -1,0 +1,99 @@
+"""Approving a verification, activating its account once the policy is met, and why a
+verification that cannot be approved is closed. Shared by code checks and email links."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row
+
+from verifyd import statements as sql
+from verifyd import views
+from verifyd.errors import Conflict, Gone, NotFound, VerifydError
+
+
+@dataclass(frozen=True)
+class Approved:
+    """An approved verification and its account, as rendered."""
+
+    verification: dict[str, Any]
+    account: dict[str, Any]
+    #: The signup's ``redirect_url`` (where a confirmed email link goes next).
+    redirect_url: str | None = None
+
+
+def approve(conn: Connection, row: Row[Any], now: datetime) -> Approved | VerifydError:
+    """Approve a verification and activate its account once the policy is met.
+
+    The account claims each verified identity in ``identities`` (unique per kind and
+    value); when another account claimed one first, this verification is canceled and
+    the account never activates.
+
+    Returns:
+        The approved verification and its account, or an error for the caller to
+        raise after the transaction commits.
+    """
+    approved = conn.execute(sql.APPROVE, {"vid": row.id, "now": now}).first()
+    if approved is None:
+        return Conflict(
+            "verification_closed",
+            "this verification is already closed",
+            extra={"verification_status": "approved"},
+        )
+    account = conn.execute(sql.VERIFIED_AT[row.identity], {"aid": row.account_id, "now": now}).one()
+    verified = {
+        "phone": account.phone_verified_at is not None,
+        "email": account.email_verified_at is not None,
+    }
+    needs = account.needs.split(",")
+    done = all(verified[n] for n in needs) if account.needs_all else any(verified[n] for n in needs)
+    view = views.account(account)
+    if done and account.status == "pending":
+        claim = sql.CLAIM_IDENTITY[conn.dialect.name]
+        for kind in ("phone", "email"):
+            if not verified[kind]:
+                continue
+            params = {
+                "kind": kind,
+                "value": getattr(account, kind),
+                "account_id": account.id,
+                "created_at": now,
+            }
+            if conn.execute(claim, params).first() is None:
+                # Another account activated with this identity first: this one never
+                # will, and must not count the identity as verified either.
+                conn.execute(sql.CANCEL, {"vid": row.id})
+                conn.execute(sql.UNVERIFY[row.identity], {"aid": account.id})
+                return Conflict(
+                    "verification_closed",
+                    "this verification was canceled",
+                    extra={"verification_status": "canceled"},
+                )
+        conn.execute(sql.ACTIVATE, {"aid": account.id, "now": now})
+        view["status"] = "active"
+    return Approved(views.verification(approved, now), view, account.redirect_url)
+
+
+def closed_reason(conn: Connection, verification_id: str, now: datetime) -> VerifydError:
+    """Why a verification takes no more checks: not found, expired, or closed.
+
+    A pending verification whose time ran out is marked ``expired`` here.
+    """
+    row = conn.execute(sql.STATUS_OF, {"vid": verification_id}).first()
+    if row is None:
+        return NotFound("verification_not_found", "no verification with this id")
+    status = row.status
+    if status == "pending" and row.expires_at <= now:
+        conn.execute(sql.SET_STATUS, {"vid": verification_id, "status": "expired"})
+        status = "expired"
+    if status == "expired":
+        return Gone("code_expired", "the code has expired; ask for a new one")
+    if status == "pending":  # every check used, the lock not yet written
+        status = "locked"
+    return Conflict(
+        "verification_closed",
+        f"this verification is {status}",
+        extra={"verification_status": status},
+    )

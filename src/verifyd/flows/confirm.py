@@ -1,0 +1,60 @@
+"""Email link confirmation: the token in a link approves its verification, once."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from verifyd import statements as sql
+from verifyd.channels.base import Channel
+from verifyd.codes import hash_token
+from verifyd.db import Database
+from verifyd.errors import InvalidRequest, VerifydError
+from verifyd.flows.approval import Approved, approve, closed_reason
+from verifyd.models import utcnow
+
+#: Longer than any token verifyd issues (43 characters); refused before hashing.
+MAX_TOKEN_LENGTH = 200
+
+
+class Links:
+    """Confirms email links.
+
+    Args:
+        db: The database.
+        channels: Channel instances by name.
+    """
+
+    def __init__(self, db: Database, channels: dict[str, Channel]) -> None:
+        self._db = db
+        self._channels = channels
+
+    def confirm(self, token: str) -> Approved:
+        """Confirm an email link's token, once.
+
+        The token's verification moves to ``approved`` in one conditional ``UPDATE``
+        keyed on the token's hash, so two presses cannot both succeed.
+
+        Raises:
+            VerifydError: ``token_invalid``, ``code_expired`` or ``verification_closed``.
+        """
+        if not token or len(token) > MAX_TOKEN_LENGTH:
+            raise InvalidRequest("token_invalid", "this link is not valid")
+        now = utcnow()
+        digest = hash_token(token)
+        outcome: Approved | VerifydError
+        with self._db.write() as conn:
+            row = conn.execute(sql.CONFIRM, {"digest": digest, "now": now}).first()
+            channel = self._channels.get(row.channel) if row is not None else None
+            if row is None or channel is None or channel.confirm_by != "link":
+                v = sql.verifications.c
+                found = conn.execute(select(v.id).where(v.secret_hash == digest)).scalar()
+                outcome = (
+                    closed_reason(conn, found, now)
+                    if found is not None
+                    else InvalidRequest("token_invalid", "this link is not valid")
+                )
+            else:
+                outcome = approve(conn, row, now)
+        if isinstance(outcome, VerifydError):
+            raise outcome
+        return outcome

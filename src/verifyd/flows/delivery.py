@@ -1,0 +1,80 @@
+"""The hand-off from a flow to delivery: which provider, and queue or deliver at once."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Connection
+
+from verifyd import statements as sql
+from verifyd.channels.base import Channel, VerificationRef
+from verifyd.codes import new_id
+from verifyd.providers.base import Provider
+from verifyd.settings import Settings
+
+#: The provider every sandbox destination goes to, whatever the settings name.
+SANDBOX_PROVIDER = "sandbox"
+
+
+class Delivery:
+    """Chooses providers and writes what the outbox (or a transactional provider) sends.
+
+    Args:
+        settings: The running settings (which provider carries each message kind).
+        providers: Provider instances by name.
+    """
+
+    def __init__(self, settings: Settings, providers: dict[str, Provider]) -> None:
+        self._settings = settings
+        self._providers = providers
+
+    def provider_for(self, channel: Channel, sandbox: bool) -> Provider:
+        """The provider that carries this channel's messages to this kind of destination."""
+        if sandbox:
+            return self._providers[SANDBOX_PROVIDER]
+        name = (
+            self._settings.sms_provider
+            if channel.message_kind == "sms"
+            else self._settings.email_provider
+        )
+        return self._providers[name]
+
+    def immediate(self, channel: Channel, sandbox: bool) -> bool:
+        """Whether the message is delivered inside the flow's transaction."""
+        return self.provider_for(channel, sandbox).transactional
+
+    def hand_off(
+        self,
+        conn: Connection,
+        channel: Channel,
+        ref: VerificationRef,
+        shadow: bool,
+        now: datetime,
+    ) -> str:
+        """Queue (or, for a transactional provider, deliver) the verification's message.
+
+        Returns:
+            The verification's ``delivery`` state after this transaction.
+        """
+        provider = self.provider_for(channel, ref.sandbox)
+        if provider.transactional and not shadow:
+            provider.send_in_transaction(conn, channel.render(ref, new_id("msg"), now))
+            return "sent"
+        # Nothing is sent for an identity an active account owns (``suppressed``); the
+        # row keeps the statement count, and so the timing, of a real signup.
+        conn.execute(
+            sql.INSERT_MESSAGE,
+            dict(
+                id=new_id("msg"),
+                verification_id=ref.id,
+                generation=ref.generation,
+                kind=channel.message_kind,
+                provider=provider.name,
+                to=ref.destination,
+                status="suppressed" if shadow else "queued",
+                attempts=0,
+                next_attempt_at=now,
+                created_at=now,
+            ),
+        )
+        return "sent" if provider.transactional else "queued"

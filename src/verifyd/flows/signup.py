@@ -1,0 +1,298 @@
+"""``POST /v1/accounts``: a pending account, and the verifications the policy asks for now."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import Connection, select
+
+from verifyd import statements as sql
+from verifyd import views
+from verifyd.channels.base import Channel, VerificationRef
+from verifyd.codes import Secrets, new_id
+from verifyd.db import Database
+from verifyd.destinations import Destination, Destinations, mask
+from verifyd.errors import FieldError, InvalidRequest, PolicyRequires
+from verifyd.flows.delivery import Delivery
+from verifyd.flows.limits import Limits
+from verifyd.models import utcnow
+from verifyd.policy import Policy
+from verifyd.policystore import PolicyStore
+from verifyd.settings import Settings
+
+
+@dataclass(frozen=True)
+class SignupRequest:
+    """What the frontend sent to ``POST /v1/accounts``, plus the caller's address."""
+
+    phone: str | None = None
+    email: str | None = None
+    channel: str | None = None
+    subject: str | None = None
+    locale: str | None = None
+    redirect_url: str | None = None
+    ip: str = "unknown"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What an account needs verified, and which of it is verified now."""
+
+    needs: list[str]
+    needs_all: bool
+    verify_now: list[str]
+
+
+class Signup:
+    """Creates accounts under the active policy, in one write transaction each.
+
+    An identity an active account already owns gets a *shadow* verification: the same
+    answer and statements as a real one, nothing sent, and it can never activate.
+
+    Args:
+        settings: The running settings (redirect allow-list).
+        db: The database.
+        secrets: Keyed hashing (subjects, the secret nobody knows of a shadow).
+        channels: Channel instances by name.
+        policies: The policy store.
+        limits: The rate limits.
+        delivery: The hand-off to providers and the outbox.
+        wake: Called after a commit that queued messages (wakes the dispatcher).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        secrets: Secrets,
+        channels: dict[str, Channel],
+        policies: PolicyStore,
+        limits: Limits,
+        delivery: Delivery,
+        wake: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._settings = settings
+        self._db = db
+        self._secrets = secrets
+        self._policies = policies
+        self._limits = limits
+        self._delivery = delivery
+        self._wake = wake
+        self._destinations = Destinations(settings)
+        self._by_identity = {
+            "phone": channels[settings.phone_channel],
+            "email": channels[settings.email_channel],
+        }
+
+    def create(self, req: SignupRequest) -> dict[str, Any]:
+        """Create a pending account and its verifications under the active policy.
+
+        Returns:
+            ``{"account": …, "verifications": [...]}`` as rendered for the API.
+
+        Raises:
+            VerifydError: invalid input, a policy mismatch, or a rate limit.
+        """
+        policy = self._policies.current()
+        arm = policy.arm_for(req.subject)
+        plan = self._plan(policy, arm, req)
+        dests = self._parse(req)
+        self._check_redirect(req.redirect_url)
+
+        now = utcnow()
+        account_id = new_id("acc")
+        flags = sorted({f for d in dests.values() for f in d.flags})
+        all_sandbox = all(dests[i].sandbox for i in plan.verify_now)
+        issued: list[dict[str, Any]] = []
+        with self._db.write() as conn:
+            self._limits.hit(conn, "signup_ip", req.ip, all_sandbox, now)
+            for identity in plan.verify_now:
+                d = dests[identity]
+                self._limits.hit(conn, "send_destination", d.value, d.sandbox, now)
+            taken = self._taken(conn, dests)
+            shadow = bool(taken & set(plan.verify_now))
+            if taken:
+                flags.append("identity_taken")
+            conn.execute(
+                sql.INSERT_ACCOUNT,
+                dict(
+                    id=account_id,
+                    status="pending",
+                    phone=dests["phone"].value if "phone" in dests else None,
+                    email=dests["email"].value if "email" in dests else None,
+                    needs=",".join(plan.needs),
+                    needs_all=plan.needs_all,
+                    policy_version=policy.version,
+                    arm=arm,
+                    subject_hash=self._secrets.hash_subject(req.subject) if req.subject else None,
+                    locale=req.locale,
+                    redirect_url=req.redirect_url,
+                    flags=flags,
+                    shadow=shadow,
+                    ip=req.ip,
+                    created_at=now,
+                ),
+            )
+            for identity in plan.verify_now:
+                issued.append(
+                    self._issue(conn, policy, identity, dests[identity], account_id, shadow, now)
+                )
+        if any(view["delivery"] == "queued" for view in issued):
+            self._wake()
+        account = {
+            "id": account_id,
+            "status": "pending",
+            "phone": mask("phone", dests["phone"].value) if "phone" in dests else None,
+            "email": mask("email", dests["email"].value) if "email" in dests else None,
+            "policy_version": policy.version,
+            "arm": arm,
+            "created_at": now,
+        }
+        return {"account": account, "verifications": issued}
+
+    def _plan(self, policy: Policy, arm: str, req: SignupRequest) -> Plan:
+        """Which identities the account needs, whether all of them, and which to verify now."""
+        requirement = policy.requirement(arm)  # type: ignore[arg-type]
+        given = {"phone": req.phone is not None, "email": req.email is not None}
+        missing = [i for i in requirement.require if not given[i]]
+        if missing:
+            code = (
+                "policy_requires_both"
+                if len(requirement.require) == 2
+                else (f"policy_requires_{missing[0]}")
+            )
+            raise PolicyRequires(
+                code,
+                f"the verification policy needs {' and '.join(requirement.require)}",
+                errors=[FieldError(i, code, f"{i} is required") for i in missing],
+            )
+        if requirement.require:
+            return Plan(list(requirement.require), True, list(requirement.require))
+        # one_of: verify the one given; with both, `channel` picks, else the preference
+        offered = [i for i in requirement.one_of if given[i]]
+        if not offered:
+            code = "policy_requires_phone_or_email"
+            raise PolicyRequires(
+                code,
+                "the verification policy needs a phone or an email",
+                errors=[
+                    FieldError(i, code, "phone or email is required") for i in ("phone", "email")
+                ],
+            )
+        pick = offered[0] if len(offered) == 1 else self._pick(req.channel, policy.prefer)
+        return Plan(list(requirement.one_of), False, [pick])
+
+    def _pick(self, channel: str | None, prefer: str) -> str:
+        if channel is None:
+            return prefer
+        for identity, ch in self._by_identity.items():
+            if channel in (identity, ch.name):
+                return identity
+        raise InvalidRequest.field(
+            "invalid_request",
+            "channel",
+            "channel must be one of "
+            + ", ".join(sorted({c.name for c in self._by_identity.values()})),
+        )
+
+    def _parse(self, req: SignupRequest) -> dict[str, Destination]:
+        """The given identities, normalised; every bad field is reported at once."""
+        dests: dict[str, Destination] = {}
+        errors: list[FieldError] = []
+        for identity, raw in (("phone", req.phone), ("email", req.email)):
+            if raw is None:
+                continue
+            try:
+                dests[identity] = (
+                    self._destinations.phone(raw)
+                    if identity == "phone"
+                    else self._destinations.email(raw)
+                )
+            except InvalidRequest as exc:
+                errors.extend(exc.errors)
+        if errors:
+            first = errors[0]
+            raise InvalidRequest(first.code, first.message, errors=errors)
+        return dests
+
+    def _check_redirect(self, url: str | None) -> None:
+        if url is None:
+            return
+        parts = urlsplit(url)
+        if parts.scheme in ("http", "https") and parts.netloc:
+            origin = f"{parts.scheme}://{parts.netloc}".lower()
+            for allowed in self._settings.redirect_allowlist:
+                a = urlsplit(allowed)
+                if f"{a.scheme}://{a.netloc}".lower() != origin:
+                    continue
+                prefix = a.path.rstrip("/")
+                if not prefix or parts.path == prefix or parts.path.startswith(prefix + "/"):
+                    return
+        raise InvalidRequest.field(
+            "redirect_not_allowed", "redirect_url", "redirect_url is not on the allow-list"
+        )
+
+    @staticmethod
+    def _taken(conn: Connection, dests: dict[str, Destination]) -> set[str]:
+        """Which of the given identities an active account already owns."""
+        identities = sql.identities
+        rows = conn.execute(
+            select(identities.c.kind).where(
+                identities.c.kind.in_(list(dests)),
+                identities.c.value.in_([d.value for d in dests.values()]),
+            )
+        )
+        return {row.kind for row in rows} & set(dests)
+
+    def _issue(
+        self,
+        conn: Connection,
+        policy: Policy,
+        identity: str,
+        dest: Destination,
+        account_id: str,
+        shadow: bool,
+        now: datetime,
+    ) -> dict[str, Any]:
+        channel = self._by_identity[identity]
+        terms = channel.terms(policy)
+        ref = VerificationRef(
+            id=new_id("ver"),
+            destination=dest.value,
+            generation=0,
+            sandbox=dest.sandbox,
+            expires_at=now + timedelta(seconds=terms.ttl_seconds),
+            code_length=terms.code_length,
+        )
+        # A shadow verification stores the hash of a secret nobody knows.
+        secret_hash = channel.hash(ref.id, secrets.token_hex(32)) if shadow else channel.issue(ref)
+        # A shadow verification reads as delivered, as a real one does moments later.
+        immediate = shadow or self._delivery.immediate(channel, dest.sandbox)
+        values = {
+            "id": ref.id,
+            "account_id": account_id,
+            "channel": channel.name,
+            "identity": identity,
+            "destination": dest.value,
+            "sandbox": dest.sandbox,
+            "shadow": shadow,
+            "status": "pending",
+            "secret_hash": secret_hash,
+            "generation": 0,
+            "attempts": 0,
+            "max_checks": terms.max_checks,
+            "code_length": terms.code_length,
+            "resends": 0,
+            "delivery": "sent" if immediate else "queued",
+            "expires_at": ref.expires_at,
+            "resend_available_at": now + timedelta(seconds=terms.resend_cooldown_seconds),
+            "created_at": now,
+        }
+        conn.execute(sql.INSERT_VERIFICATION, values)
+        values["delivery"] = self._delivery.hand_off(conn, channel, ref, shadow, now)
+        return views.verification(views.Values(values), now)
