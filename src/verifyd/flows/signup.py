@@ -7,12 +7,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 from sqlalchemy import Connection, select
 
+from verifyd import redirects, views
 from verifyd import statements as sql
-from verifyd import views
 from verifyd.channels.base import Channel, VerificationRef
 from verifyd.codes import Secrets, new_id
 from verifyd.db import Database
@@ -102,7 +101,12 @@ class Signup:
         arm = policy.arm_for(req.subject)
         plan = self._plan(policy, arm, req)
         dests = self._parse(req)
-        self._check_redirect(req.redirect_url)
+        if req.redirect_url is not None and not redirects.allowed(
+            req.redirect_url, self._settings.redirect_allowlist
+        ):
+            raise InvalidRequest.field(
+                "redirect_not_allowed", "redirect_url", "redirect_url is not on the allow-list"
+            )
 
         now = utcnow()
         account_id = new_id("acc")
@@ -219,23 +223,6 @@ class Signup:
             first = errors[0]
             raise InvalidRequest(first.code, first.message, errors=errors)
         return dests
-
-    def _check_redirect(self, url: str | None) -> None:
-        if url is None:
-            return
-        parts = urlsplit(url)
-        if parts.scheme in ("http", "https") and parts.netloc:
-            origin = f"{parts.scheme}://{parts.netloc}".lower()
-            for allowed in self._settings.redirect_allowlist:
-                a = urlsplit(allowed)
-                if f"{a.scheme}://{a.netloc}".lower() != origin:
-                    continue
-                prefix = a.path.rstrip("/")
-                if not prefix or parts.path == prefix or parts.path.startswith(prefix + "/"):
-                    return
-        raise InvalidRequest.field(
-            "redirect_not_allowed", "redirect_url", "redirect_url is not on the allow-list"
-        )
 
     @staticmethod
     def _taken(conn: Connection, dests: dict[str, Destination]) -> set[str]:
