@@ -1,4 +1,8 @@
-"""The installed ``verifyd`` command, run as an operator runs it, against a live app's database."""
+"""The installed ``verifyd`` command, run as an operator runs it, against a live app's database.
+
+The helpers here (``VERIFYD``, ``cli_env``, ``start``, ``finish``, ``run_all``, ``ok``,
+``run_main``) are shared by the other ``test_cli_*.py`` modules.
+"""
 
 from __future__ import annotations
 
@@ -40,7 +44,7 @@ VERIFYD = _command()
 Run = Callable[..., subprocess.CompletedProcess[str]]
 
 
-def _env(database_url: str | None) -> dict[str, str]:
+def cli_env(database_url: str | None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VERIFYD_")}
     env["VERIFYD_SECRET_KEY"] = CLI_SECRET
     if database_url is not None:
@@ -48,7 +52,7 @@ def _env(database_url: str | None) -> dict[str, str]:
     return env
 
 
-def _start(args: Sequence[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
+def start(args: Sequence[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [*VERIFYD, *args],
         env=env,
@@ -60,31 +64,31 @@ def _start(args: Sequence[str], env: dict[str, str], cwd: Path) -> subprocess.Po
     )
 
 
-def _finish(proc: subprocess.Popen[str]) -> subprocess.CompletedProcess[str]:
+def finish(proc: subprocess.Popen[str]) -> subprocess.CompletedProcess[str]:
     out, err = proc.communicate(timeout=60)
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
-def _run_all(
+def run_all(
     argvs: Sequence[Sequence[str]], env: dict[str, str], cwd: Path
 ) -> list[subprocess.CompletedProcess[str]]:
     """Run several commands at once (each is mostly interpreter start-up)."""
-    procs = [_start(args, env, cwd) for args in argvs]
-    return [_finish(p) for p in procs]
+    procs = [start(args, env, cwd) for args in argvs]
+    return [finish(p) for p in procs]
 
 
 @pytest.fixture
 def cli(database_url: str, tmp_path: Path) -> Run:
     """Run ``verifyd …`` on this test's database; asserts nothing about the outcome."""
-    env = _env(database_url)
+    env = cli_env(database_url)
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return _finish(_start(args, env, tmp_path))
+        return finish(start(args, env, tmp_path))
 
     return run
 
 
-def _ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
+def ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
     assert result.returncode == 0, f"{result.args}: {result.returncode}\n{result.stderr}"
     assert "Traceback" not in result.stderr
     return result
@@ -103,7 +107,7 @@ def test_admin_key_create_list_use_revoke(
 ) -> None:
     client = make_client(make_settings())
 
-    created = _ok(cli("admin-key", "create", "--name", "ops-alice"))
+    created = ok(cli("admin-key", "create", "--name", "ops-alice"))
     key = created.stdout.strip()
     assert created.stdout == key + "\n", "stdout must carry the key alone"
     prefix, key_id, secret = key.split("_", 2)
@@ -117,7 +121,7 @@ def test_admin_key_create_list_use_revoke(
     assert secret not in stored and key not in stored
     assert len(row.secret_hash) == 64 and int(row.secret_hash, 16) >= 0
 
-    listed = _ok(cli("admin-key", "list")).stdout
+    listed = ok(cli("admin-key", "list")).stdout
     (line,) = [ln for ln in listed.splitlines() if "ops-alice" in ln]
     assert key_id in line and "active" in line and secret not in listed
 
@@ -126,14 +130,14 @@ def test_admin_key_create_list_use_revoke(
     assert r.status_code == 200, r.text
     assert r.json()["mode"] == "phone"
 
-    revoked = _ok(cli("admin-key", "revoke", "ops-alice"))
+    revoked = ok(cli("admin-key", "revoke", "ops-alice"))
     assert "ops-alice" in revoked.stderr
     r = client.get("/v1/admin/policy", headers=auth)
     assert r.status_code == 401
     assert r.headers["content-type"].startswith("application/problem+json")
     assert r.json()["code"] == "unauthorized"
 
-    listed = _ok(cli("admin-key", "list")).stdout
+    listed = ok(cli("admin-key", "list")).stdout
     (line,) = [ln for ln in listed.splitlines() if "ops-alice" in ln]
     assert "revoked" in line
 
@@ -151,21 +155,21 @@ def test_policy_show_and_set_reach_a_running_app(
     auth = {"Authorization": f"Bearer {runtime(client).admin_keys.create('ops', 'cli:test')[0]}"}
     assert client.get("/v1/policy").json()["mode"] == "phone"
 
-    shown = json.loads(_ok(cli("policy", "show")).stdout)
+    shown = json.loads(ok(cli("policy", "show")).stdout)
     served = client.get("/v1/admin/policy", headers=auth).json()
     assert datetime.fromisoformat(shown.pop("changed_at")) == datetime.fromisoformat(
         served.pop("changed_at").replace("Z", "+00:00")
     )
     assert shown == served
 
-    switched = json.loads(_ok(cli("policy", "set", "email")).stdout)
+    switched = json.loads(ok(cli("policy", "set", "email")).stdout)
     assert (switched["mode"], switched["changed_by"]) == ("email", ACTOR)
     public = client.get("/v1/policy").json()
     assert (public["mode"], public["require"]) == ("email", ["email"])
     assert public["policy_version"] == switched["version"] == served["version"] + 1
 
     split_args = ("policy", "set", "split", "--weights", "phone=70,email=30", "--experiment")
-    split = json.loads(_ok(cli(*split_args, "exp_a")).stdout)
+    split = json.loads(ok(cli(*split_args, "exp_a")).stdout)
     assert split["weights"] == {"phone": 70, "email": 30}
     assert split["experiment"] == "exp_a"
     doc = client.get("/v1/admin/policy", headers=auth).json()
@@ -177,7 +181,7 @@ def test_policy_show_and_set_reach_a_running_app(
     arms = {client.get("/v1/policy", params={"subject": f"s{i}"}).json()["arm"] for i in range(40)}
     assert arms == {"phone", "email"}
 
-    again = json.loads(_ok(cli(*split_args, "exp_a")).stdout)
+    again = json.loads(ok(cli(*split_args, "exp_a")).stdout)
     assert again["version"] == split["version"], "an identical document creates no version"
     history = client.get("/v1/admin/policy/history", headers=auth).json()["versions"]
     assert [v["version"] for v in history] == [split["version"], switched["version"], 1]
@@ -192,7 +196,7 @@ def test_policy_show_and_set_reach_a_running_app(
     assert len(_rows(client, PolicyVersion)) == 3
 
 
-def _main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+def run_main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     """``verifyd.cli:main`` in-process (what the console script calls): exit code, out, err."""
     try:
         code = main(list(args))
@@ -227,11 +231,11 @@ def test_bad_input_exits_non_zero_with_a_message_and_changes_nothing(
 ) -> None:
     client = make_client(make_settings())
     client.get("/v1/policy")  # version 1 exists
-    env = _env(database_url)
+    env = cli_env(database_url)
 
     # The console script itself: a usage error and a refused document, side by side.
     script_cases = [BAD_INPUT[0], BAD_INPUT[2]]
-    results = _run_all([args for args, _ in script_cases], env, tmp_path)
+    results = run_all([args for args, _ in script_cases], env, tmp_path)
     for (args, mention), result in zip(script_cases, results, strict=True):
         assert result.returncode != 0, args
         assert "Traceback" not in result.stderr, (args, result.stderr)
@@ -242,13 +246,13 @@ def test_bad_input_exits_non_zero_with_a_message_and_changes_nothing(
         monkeypatch.setenv(name, env[name])
     monkeypatch.chdir(tmp_path)
     for args, mention in BAD_INPUT:
-        code, out, err = _main(capsys, *args)
+        code, out, err = run_main(capsys, *args)
         assert code != 0, args
         assert mention in err and out == "", (args, out, err)
     assert [p.version for p in _rows(client, PolicyVersion)] == [1]
 
-    assert _main(capsys, "admin-key", "create", "--name", "ops")[0] == 0
-    code, out, err = _main(capsys, "admin-key", "create", "--name", "ops")
+    assert run_main(capsys, "admin-key", "create", "--name", "ops")[0] == 0
+    code, out, err = run_main(capsys, "admin-key", "create", "--name", "ops")
     assert code != 0 and out == "" and "ops" in err
     assert len(_rows(client, AdminKey)) == 1
 
@@ -267,10 +271,10 @@ COMMANDS = [
 
 
 def test_help_of_every_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    env = _env(None)
-    top, deep, bare = _run_all([["--help"], ["policy", "set", "--help"], []], env, tmp_path)
+    env = cli_env(None)
+    top, deep, bare = run_all([["--help"], ["policy", "set", "--help"], []], env, tmp_path)
     for result in (top, deep):
-        _ok(result)
+        ok(result)
         assert result.stdout.startswith("usage: verifyd"), result.stdout
     for name in ("serve", "migrate", "policy", "admin-key"):
         assert name in top.stdout
@@ -280,7 +284,7 @@ def test_help_of_every_command(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert not list(tmp_path.iterdir()), "--help must not create files"
 
     for command in COMMANDS:
-        code, out, err = _main(capsys, *command, "--help")
+        code, out, err = run_main(capsys, *command, "--help")
         assert code == 0 and err == "", (command, err)
         assert out.startswith(f"usage: verifyd {' '.join(command)}"), out
 
@@ -291,7 +295,7 @@ def test_a_bad_setting_is_named_without_a_traceback(
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("VERIFYD_SMS_CODE_LENGTH", "3")
     monkeypatch.setenv("VERIFYD_ENV", "prod")
-    code, out, err = _main(capsys, "policy", "show")
+    code, out, err = run_main(capsys, "policy", "show")
     assert code == 2 and out == ""
     assert "VERIFYD_SMS_CODE_LENGTH" in err and "VERIFYD_ENV" in err
     assert not list(tmp_path.iterdir()), "nothing is created before the settings are valid"

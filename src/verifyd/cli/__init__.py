@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from verifyd import __version__
 from verifyd.cli import keys, policy, serve
 from verifyd.errors import VerifydError
 from verifyd.registry import RegistryError
@@ -13,11 +14,22 @@ from verifyd.settings import ConfigurationError, Settings
 
 __all__ = ["main", "parser"]
 
+#: What ``verifyd --help`` says before the commands (plain text: argparse shows it as is).
+DESCRIPTION = (
+    "verifyd proves that a new account controls the phone number or email address it "
+    "signed up with, by an SMS code or an email link, under a verification policy you "
+    "can switch or split between the two and compare. Settings come from VERIFYD_* "
+    "environment variables (VERIFYD_ENV, VERIFYD_DATABASE_URL, VERIFYD_SECRET_KEY, ...); "
+    "by default the database is the SQLite file var/verifyd.db. "
+    "Run verifyd COMMAND --help for what a command does and its options."
+)
+
 
 def parser() -> argparse.ArgumentParser:
     """The command-line grammar."""
-    p = argparse.ArgumentParser(prog="verifyd", description=__doc__)
-    sub = p.add_subparsers(dest="command", required=True)
+    p = argparse.ArgumentParser(prog="verifyd", description=DESCRIPTION)
+    p.add_argument("--version", action="version", version=f"verifyd {__version__}")
+    sub = p.add_subparsers(title="commands", dest="command", required=True, metavar="COMMAND")
     for family in (serve, policy, keys):
         family.add_parsers(sub)
     return p

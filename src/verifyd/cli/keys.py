@@ -56,12 +56,43 @@ def revoke(settings: Settings, args: argparse.Namespace) -> int:
 
 def add_parsers(sub: Any) -> None:
     """Add ``admin-key create|list|revoke`` to the top-level subcommands."""
-    keys = sub.add_parser("admin-key", help="manage admin API keys")
-    ksub = keys.add_subparsers(dest="key_command", required=True)
-    kc = ksub.add_parser("create", help="create a key; prints it alone on stdout")
-    kc.add_argument("--name", required=True)
+    keys = sub.add_parser(
+        "admin-key",
+        help="manage admin API keys",
+        description=(
+            "Manage the bearer keys of the admin API (/v1/admin and the dashboard). Only a "
+            "hash of each key is stored, and every creation and revocation is audited as "
+            "cli:USER."
+        ),
+    )
+    ksub = keys.add_subparsers(
+        title="commands", dest="key_command", required=True, metavar="COMMAND"
+    )
+    kc = ksub.add_parser(
+        "create",
+        help="create a key; prints it alone on stdout",
+        description=(
+            "Create an admin key and print it alone on stdout (vdk_ID_SECRET), for a "
+            "script to capture; it is shown this once only. Its name and id go to stderr."
+        ),
+    )
+    kc.add_argument("--name", required=True, help="a unique name, recorded in the audit")
     kc.set_defaults(func=create)
-    ksub.add_parser("list", help="list keys").set_defaults(func=list_keys)
-    kr = ksub.add_parser("revoke", help="revoke a key by name or id")
-    kr.add_argument("name")
+    ksub.add_parser(
+        "list",
+        help="list keys, revoked ones included",
+        description=(
+            "List every admin key, revoked ones included, oldest first: a header row, then "
+            "one tab-separated row per key. Secrets are never shown."
+        ),
+    ).set_defaults(func=list_keys)
+    kr = ksub.add_parser(
+        "revoke",
+        help="revoke a key by name or id",
+        description=(
+            "Revoke an active admin key, named by its name or its id; requests that use "
+            "it are refused with 401 from then on."
+        ),
+    )
+    kr.add_argument("name", help="the key's name or id")
     kr.set_defaults(func=revoke)

@@ -111,17 +111,52 @@ def set_policy(settings: Settings, args: argparse.Namespace) -> int:
 
 def add_parsers(sub: Any) -> None:
     """Add ``policy show|set`` to the top-level subcommands."""
-    policy = sub.add_parser("policy", help="show or change the verification policy")
-    psub = policy.add_subparsers(dest="policy_command", required=True)
-    psub.add_parser("show", help="print the active policy").set_defaults(func=show)
-    pset = psub.add_parser("set", help="replace the policy (omitted knobs take the defaults)")
-    pset.add_argument("mode", choices=["phone", "email", "either", "both", "split"])
+    policy = sub.add_parser(
+        "policy",
+        help="show or change the verification policy",
+        description=(
+            "Show or replace the verification policy: which identity a signup must prove "
+            "(phone, email, either, both, or a split experiment between phone and email). "
+            "Every change is a new version, audited as cli:USER, and running servers pick "
+            "it up within VERIFYD_POLICY_CACHE_SECONDS."
+        ),
+    )
+    psub = policy.add_subparsers(
+        title="commands", dest="policy_command", required=True, metavar="COMMAND"
+    )
+    psub.add_parser(
+        "show",
+        help="print the active policy",
+        description=(
+            "Print the active policy document as JSON on stdout, as the admin API's "
+            "GET /v1/admin/policy returns it."
+        ),
+    ).set_defaults(func=show)
+    pset = psub.add_parser(
+        "set",
+        help="replace the policy (omitted knobs take the defaults)",
+        description=(
+            "Replace the whole policy with MODE and the knobs given; every knob left out "
+            "takes its default from the VERIFYD_* settings. Prints the new document as JSON "
+            "on stdout and its version on stderr; an identical document creates no version."
+        ),
+    )
+    pset.add_argument(
+        "mode",
+        choices=["phone", "email", "either", "both", "split"],
+        metavar="MODE",
+        help="what a signup must verify: phone, email, either, both, or split (an A/B test)",
+    )
     pset.add_argument("--weights", type=_weights, help="split weights, e.g. phone=50,email=50")
-    pset.add_argument("--prefer", choices=["phone", "email"])
+    pset.add_argument(
+        "--prefer",
+        choices=["phone", "email"],
+        help="under either, the channel for a signup that gives both (default email)",
+    )
     pset.add_argument("--experiment", help="split experiment name (a new name draws a new salt)")
-    pset.add_argument("--code-length", type=int)
+    pset.add_argument("--code-length", type=int, help="digits in an SMS code, 4 to 10")
     pset.add_argument("--ttl", type=int, help="SMS code lifetime, seconds")
-    pset.add_argument("--max-checks", type=int)
-    pset.add_argument("--resend-cooldown", type=int, help="seconds")
+    pset.add_argument("--max-checks", type=int, help="checks allowed per code before it locks")
+    pset.add_argument("--resend-cooldown", type=int, help="seconds between two SMS resends")
     pset.add_argument("--email-ttl", type=int, help="email link lifetime, seconds")
     pset.set_defaults(func=set_policy)

@@ -68,11 +68,28 @@ def migrate_database(settings: Settings, _: argparse.Namespace) -> int:
 
 def add_parsers(sub: Any) -> None:
     """Add ``serve`` and ``migrate`` to the top-level subcommands."""
-    p = sub.add_parser("serve", help="run the HTTP API (development: migrates first)")
-    p.add_argument("--host", help="default VERIFYD_HOST (127.0.0.1)")
-    p.add_argument("--port", type=int, help="default VERIFYD_PORT (8000)")
-    p.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    p = sub.add_parser(
+        "serve",
+        help="run the HTTP API (development: migrates first)",
+        description=(
+            "Run the HTTP API with uvicorn. In development it first applies any pending "
+            "database migrations; in production it refuses to start while the database is "
+            "behind, so run verifyd migrate once before. A start-up line on stderr names "
+            "the mode, the address, the sandbox state and the database."
+        ),
+    )
+    p.add_argument("--host", help="address to listen on (default VERIFYD_HOST, 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port to listen on (default VERIFYD_PORT, 8000)")
+    p.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (default 1)")
     p.set_defaults(func=serve)
 
-    mig = sub.add_parser("migrate", help="apply database migrations (safe to run concurrently)")
+    mig = sub.add_parser(
+        "migrate",
+        help="apply database migrations (safe to run concurrently)",
+        description=(
+            "Apply every pending migration to the database of VERIFYD_DATABASE_URL and "
+            "print the revision it reached. Concurrent runs are safe (they take a database "
+            "lock), so production can run it as an init job before verifyd serve."
+        ),
+    )
     mig.set_defaults(func=migrate_database)
