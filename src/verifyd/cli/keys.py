@@ -27,17 +27,28 @@ def create(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+#: The columns of ``admin-key list``; tab-separated, so ``cut -f`` and ``column -t`` work.
+LIST_HEADER = ("ID", "NAME", "CREATED", "CREATED_BY", "STATE")
+
+
 def list_keys(settings: Settings, _: argparse.Namespace) -> int:
-    """Print one tab-separated row per key, revoked ones included."""
+    """Print a header row, then one tab-separated row per key, revoked ones included.
+
+    With no keys, the header stands alone and stderr says there are none.
+    """
     from verifyd.adminkeys import AdminKeys
 
     db = open_database(settings)
     try:
-        for k in AdminKeys(db).list():
-            state = f"revoked {k.revoked_at.isoformat()}" if k.revoked_at else "active"
-            print(f"{k.id}\t{k.name}\t{k.created_at.isoformat()}\t{k.created_by}\t{state}")
+        keys = AdminKeys(db).list()
     finally:
         db.dispose()
+    print("\t".join(LIST_HEADER))
+    for k in keys:
+        state = f"revoked {k.revoked_at.isoformat()}" if k.revoked_at else "active"
+        print(f"{k.id}\t{k.name}\t{k.created_at.isoformat()}\t{k.created_by}\t{state}")
+    if not keys:
+        print("verifyd: no admin keys; create one with verifyd admin-key create", file=sys.stderr)
     return 0
 
 
@@ -83,7 +94,8 @@ def add_parsers(sub: Any) -> None:
         help="list keys, revoked ones included",
         description=(
             "List every admin key, revoked ones included, oldest first: a header row, then "
-            "one tab-separated row per key. Secrets are never shown."
+            "one tab-separated row per key (ID, NAME, CREATED, CREATED_BY, STATE). "
+            "Secrets are never shown."
         ),
     ).set_defaults(func=list_keys)
     kr = ksub.add_parser(
