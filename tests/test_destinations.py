@@ -240,3 +240,23 @@ def test_email_mask_shows_only_the_first_letter_and_the_domain() -> None:
     masked = mask("email", "verylongname@example.com")
     assert masked == "v•••@example.com"
     assert "erylong" not in masked
+
+
+@pytest.mark.parametrize(
+    "local", ["<script>", '"unterminated', "a..b", ".lead", "trail.", "sp ace", "x\x00y"]
+)
+@pytest.mark.parametrize("domain", ["example.test", "loadtest.invalid"])
+def test_sandbox_addresses_pass_the_same_local_part_rules(local: str, domain: str) -> None:
+    d = destinations(sandbox_patterns=[r"@loadtest\.invalid$"])
+    assert refused(d.email, f"{local}@gmail.com").code == "invalid_email"
+    error = refused(d.email, f"{local}@{domain}")
+    assert error.code == "invalid_email"
+    assert [e.field for e in error.errors] == ["email"]
+
+
+def test_sandbox_special_use_domains_still_relax_only_the_domain() -> None:
+    d = destinations(sandbox_patterns=[r"@loadtest\.invalid$"])
+    assert d.email("O'Brien+1@LoadTest.invalid") == Destination(
+        "email", "o'brien+1@loadtest.invalid", True
+    )
+    assert refused(d.email, "bot@loadtest..invalid").code == "invalid_email"

@@ -22,7 +22,8 @@ BUILTIN_SANDBOX_PATTERNS = (
 )
 
 _FICTIONAL = [re.compile(p, re.ASCII) for p in BUILTIN_SANDBOX_PATTERNS[:2]]
-_SIMPLE_EMAIL = re.compile(r"^[^@\s\x00-\x1f\x7f]{1,64}@[a-z0-9.-]{1,253}$")
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*$", re.ASCII)
 _NUMBER_TYPE_NAMES = {
     value: name for name, value in vars(PhoneNumberType).items() if isinstance(value, int)
 }
@@ -112,12 +113,31 @@ class Destinations:
             result = validate_email(candidate, check_deliverability=False, test_environment=sandbox)
         except EmailNotValidError as exc:
             # A sandbox pattern may name any special-use domain (``.invalid``,
-            # ``localhost``): recognised before validation, it needs only a sane shape.
-            if sandbox and _SIMPLE_EMAIL.match(candidate.lower()):
-                return Destination("email", candidate.lower(), sandbox=True)
-            raise InvalidRequest.field("invalid_email", "email", str(exc)) from exc
+            # ``localhost``): only the domain is relaxed, the local part obeys the
+            # same rules as any address's.
+            relaxed = _special_use_sandbox(candidate) if sandbox else None
+            if relaxed is None:
+                raise InvalidRequest.field("invalid_email", "email", str(exc)) from exc
+            return Destination("email", relaxed, sandbox=True)
         value = result.normalized.lower()
         return Destination("email", value, sandbox=sandbox or self.is_sandbox(value))
+
+
+def _special_use_sandbox(candidate: str) -> str | None:
+    """A sandbox address on a domain email-validator refuses, normalised; else ``None``.
+
+    The local part is checked by email-validator itself (on a stand-in domain), so a
+    sandbox address is refused for exactly what a real one would be.
+    """
+    local, at, domain = candidate.rpartition("@")
+    domain = domain.lower()
+    if not at or not _HOSTNAME.match(domain):
+        return None
+    try:
+        checked = validate_email(f"{local}@example.com", check_deliverability=False)
+    except EmailNotValidError:
+        return None
+    return f"{checked.local_part}@{domain}".lower()
 
 
 def mask(kind: str, value: str) -> str:

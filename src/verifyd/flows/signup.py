@@ -97,6 +97,7 @@ class Signup:
         Raises:
             VerifydError: invalid input, a policy mismatch, or a rate limit.
         """
+        self._named(req.channel)  # checked whatever the policy, so a typo never passes
         policy = self._policies.current()
         arm = policy.arm_for(req.subject)
         plan = self._plan(policy, arm, req)
@@ -188,21 +189,34 @@ class Signup:
                     FieldError(i, code, "phone or email is required") for i in ("phone", "email")
                 ],
             )
-        pick = offered[0] if len(offered) == 1 else self._pick(req.channel, policy.prefer)
+        named = self._named(req.channel)
+        if named is not None and named not in offered:
+            raise InvalidRequest.field(
+                "invalid_request",
+                "channel",
+                f"channel {req.channel} verifies a {named}, and the signup gives no {named}",
+            )
+        pick = named or (offered[0] if len(offered) == 1 else policy.prefer)
         return Plan(list(requirement.one_of), False, [pick])
 
-    def _pick(self, channel: str | None, prefer: str) -> str:
+    def _named(self, channel: str | None) -> str | None:
+        """The identity a ``channel`` value names: a channel's name or an identity's.
+
+        Raises:
+            InvalidRequest: ``invalid_request`` on ``channel``, listing every spelling
+                that is accepted.
+        """
         if channel is None:
-            return prefer
-        for identity, ch in self._by_identity.items():
-            if channel in (identity, ch.name):
-                return identity
-        raise InvalidRequest.field(
-            "invalid_request",
-            "channel",
-            "channel must be one of "
-            + ", ".join(sorted({c.name for c in self._by_identity.values()})),
-        )
+            return None
+        spellings = {identity: identity for identity in self._by_identity}
+        spellings.update({ch.name: identity for identity, ch in self._by_identity.items()})
+        if channel not in spellings:
+            raise InvalidRequest.field(
+                "invalid_request",
+                "channel",
+                "channel must be one of " + ", ".join(sorted(spellings)),
+            )
+        return spellings[channel]
 
     def _parse(self, req: SignupRequest) -> dict[str, Destination]:
         """The given identities, normalised; every bad field is reported at once."""
