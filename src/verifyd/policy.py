@@ -77,6 +77,27 @@ class Policy:
                 return arm
         return IDENTITIES[-1]  # unreachable while total > 0
 
+    def form(self, subject: str | None) -> dict[str, Any]:
+        """What a signup form must collect for a subject (``GET /v1/policy``).
+
+        Under ``split`` without a subject, a fresh opaque ``subject`` is drawn and
+        returned: the frontend sends it back with the signup, so both calls agree on
+        the arm (a signup without one would draw an arm of its own).
+        """
+        answer: dict[str, Any] = {}
+        if self.mode == "split" and subject is None:
+            subject = answer["subject"] = f"sub_{secrets.token_urlsafe(16)}"
+        arm = self.arm_for(subject)
+        requirement = self.requirement(arm)
+        return {
+            "policy_version": self.version,
+            "mode": self.mode,
+            "arm": arm,
+            "require": list(requirement.require),
+            "one_of": list(requirement.one_of),
+            **answer,
+        }
+
     @staticmethod
     def requirement(arm: Mode) -> Requirement:
         """What an arm (a non-split mode) needs from the signup."""

@@ -31,10 +31,16 @@ class SignupIn(Strict):
     phone: StrictStr | None = Field(default=None, max_length=64, examples=["+1 202 555 0142"])
     email: StrictStr | None = Field(default=None, max_length=320)
     channel: Text | None = Field(
-        default=None, max_length=32, description="With both identities under `either`: sms or email"
+        default=None,
+        max_length=32,
+        description="Under `either`, which identity to verify: `sms` or `phone` for the phone, "
+        "`email` for the email (it must be one the signup gives). Checked under every policy.",
     )
     subject: Text | None = Field(
-        default=None, max_length=200, description="Opaque device/session id for `split`"
+        default=None,
+        max_length=200,
+        description="Opaque device/session id for `split`: the one `GET /v1/policy` was "
+        "asked with, or the `subject` it handed out",
     )
     locale: Text | None = Field(default=None, max_length=35)
     redirect_url: Text | None = Field(default=None, max_length=2048)
@@ -99,6 +105,11 @@ class PublicPolicyOut(BaseModel):
     arm: str
     require: list[str]
     one_of: list[str]
+    subject: str | None = Field(
+        default=None,
+        description="Under `split` when the request gave none: a fresh opaque subject for "
+        "the frontend to send back with `POST /v1/accounts`, so the signup gets this arm",
+    )
 
 
 class SmsKnobsIn(Strict):

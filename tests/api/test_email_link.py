@@ -241,6 +241,29 @@ def test_form_confirm_twice_shows_verification_closed(email_client: TestClient) 
     assert _account(client, created)["status"] == "active"
 
 
+def test_a_second_press_after_success_says_the_address_is_already_verified(
+    email_client: TestClient,
+) -> None:
+    client = email_client
+    created, link = _signup_link(client, "again@example.test")
+    token = _token(link)
+    assert client.post("/v1/email/verify", data={"token": token}).status_code == 200
+    r = client.post("/v1/email/verify", data={"token": token}, follow_redirects=False)
+    assert r.status_code == 409  # the status stays what the JSON answer says
+    _assert_page_headers(r)
+    page = _Page(r.text)
+    assert page.result.get("data-status") == "verified"
+    assert "already verified" in page.all_text
+    assert "cannot be used" not in page.all_text and "new link" not in page.all_text
+    j = client.post("/v1/email/verify", json={"token": token})
+    assert (j.status_code, j.json()["verification_status"]) == (409, "approved")
+    # A link that really is dead still says so.
+    _expire(client, _signup_link(client, "late@example.test")[0]["verifications"][0]["id"])
+    late = _token(sandbox_messages(client, "late@example.test")[0]["link"])
+    r = client.post("/v1/email/verify", data={"token": late}, follow_redirects=False)
+    assert r.status_code == 410 and "new link" in _Page(r.text).all_text
+
+
 @pytest.mark.parametrize(
     "data",
     [{"token": "not-a-real-token"}, {"token": ""}, {}, {"token": "a" * 500}],

@@ -289,3 +289,30 @@ def test_account_rows_record_version_and_arm(client: TestClient) -> None:
             {"id": created["account"]["id"]},
         ).one()
     assert (row.policy_version, row.arm) == (doc["version"], arm_of(client, "device-1"))
+
+
+def test_split_without_subject_hands_the_frontend_a_subject_that_keeps_its_arm(
+    client: TestClient,
+) -> None:
+    """The trap: GET /v1/policy and POST /v1/accounts without subject drew arms apart."""
+    set_policy(client, "split", weights={"phone": 50, "email": 50})
+    subjects = set()
+    for i in range(40):
+        form = client.get("/v1/policy").json()
+        subject = form["subject"]
+        assert isinstance(subject, str) and 16 <= len(subject) <= 200
+        subjects.add(subject)
+        again = client.get("/v1/policy", params={"subject": subject}).json()
+        assert again["arm"] == form["arm"] and "subject" not in again
+        body = {"subject": subject}
+        body.update({"phone": PHONE} if form["require"] == ["phone"] else {"email": EMAIL})
+        r = client.post("/v1/accounts", json=body)
+        assert r.status_code == 201, (i, r.text)
+        assert r.json()["account"]["arm"] == form["arm"]
+    assert len(subjects) == 40  # fresh every time
+
+
+def test_no_subject_is_handed_out_outside_split(client: TestClient) -> None:
+    for mode in ("phone", "email", "either", "both"):
+        set_policy(client, mode)
+        assert "subject" not in client.get("/v1/policy").json()

@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 from fastapi.responses import HTMLResponse
 
+from verifyd.errors import VerifydError
 from verifyd.settings import Settings
 
 _STYLE = (
@@ -77,11 +78,24 @@ def success_page(settings: Settings) -> HTMLResponse:
     return _page(settings, "Email confirmed", inner)
 
 
-def failure_page(settings: Settings, status: int, code: str, detail: str) -> HTMLResponse:
-    """A failed confirmation, with the problem ``code`` shown."""
+def failure_page(settings: Settings, error: VerifydError) -> HTMLResponse:
+    """A confirmation that did not go through, with the problem ``code`` shown.
+
+    A link pressed again after it worked keeps its 409, but the page tells the truth:
+    the address is verified and nothing more is needed.
+    """
+    code = escape(error.code)
+    if error.extra.get("verification_status") == "approved":
+        inner = (
+            f'<h1 id=result data-code="{code}" data-status="verified">Email already confirmed</h1>'
+            "<p>This address is already verified: this link was used before. "
+            "There is nothing more to do; you can close this page.</p>"
+            f"<p>Reason: <code>{code}</code></p>"
+        )
+        return _page(settings, "Email already confirmed", inner, error.status)
     inner = (
-        f'<h1 id=result data-code="{escape(code)}">This link cannot be used</h1>'
-        f"<p>{escape(detail)}.</p><p>Reason: <code>{escape(code)}</code></p>"
+        f'<h1 id=result data-code="{code}">This link cannot be used</h1>'
+        f"<p>{escape(error.detail)}.</p><p>Reason: <code>{code}</code></p>"
         "<p>Go back to the app and ask for a new link.</p>"
     )
-    return _page(settings, "Link not valid", inner, status)
+    return _page(settings, "Link not valid", inner, error.status)

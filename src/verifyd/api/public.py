@@ -38,19 +38,16 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.get("/policy", response_model=PublicPolicyOut, responses=PROBLEMS)
+@router.get(
+    "/policy", response_model=PublicPolicyOut, response_model_exclude_none=True, responses=PROBLEMS
+)
 def get_policy(rt: RuntimeDep, subject: Annotated[str | None, Query(max_length=200)] = None) -> Any:
-    """What the signup form must collect, for this subject's arm."""
-    policy = rt.policies.current()
-    arm = policy.arm_for(subject)
-    requirement = policy.requirement(arm)
-    return {
-        "policy_version": policy.version,
-        "mode": policy.mode,
-        "arm": arm,
-        "require": list(requirement.require),
-        "one_of": list(requirement.one_of),
-    }
+    """What the signup form must collect, for this subject's arm.
+
+    Under `split` without `subject`, the answer carries a fresh opaque `subject`:
+    send it back with `POST /v1/accounts` so the signup gets the same arm.
+    """
+    return rt.policies.current().form(subject)
 
 
 @router.post("/accounts", status_code=201, response_model=SignupOut, responses=PROBLEMS)
@@ -185,7 +182,7 @@ async def email_confirm(request: Request, rt: RuntimeDep) -> Response:
     except VerifydError as exc:
         if is_json:
             return error_response(exc)
-        return pages.failure_page(rt.settings, exc.status, exc.code, exc.detail)
+        return pages.failure_page(rt.settings, exc)
     if is_json:
         body = CheckOut.model_validate(
             {"status": "approved", "verification": result.verification, "account": result.account}
