@@ -2,21 +2,33 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# One stamp per install: `make run` needs the service alone, `make test` adds the dev extras
+# (pytest, mypy, playwright, schemathesis, hadolint...). Neither redoes the other's work.
+RUNTIME := $(VENV)/.installed-runtime
+DEV := $(VENV)/.installed-dev
 
 .PHONY: run test openapi
 
-$(BIN)/verifyd: pyproject.toml
+$(RUNTIME): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(DEV): $(RUNTIME) pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
 ## Start the service on the embedded default: SQLite file, sandbox on, console provider.
-run: $(BIN)/verifyd
+run: $(RUNTIME)
 	$(BIN)/verifyd serve
 
 ## Lint, type-check and run the whole test suite (SQLite and PostgreSQL).
-test: $(BIN)/verifyd
+## First what the suite needs from the system (PostgreSQL, Chromium, curl, jq): installed
+## with apt-get when this user can, else make stops here and prints the command to run.
+test:
+	bash scripts/test-prerequisites
+	@$(MAKE) --no-print-directory $(DEV)
 	$(BIN)/ruff check src tests migrations bench
 	$(BIN)/ruff format --check src tests migrations bench
 	$(BIN)/mypy
@@ -24,6 +36,6 @@ test: $(BIN)/verifyd
 	$(BIN)/pytest
 
 ## Regenerate the committed openapi.yaml from the app.
-openapi: $(BIN)/verifyd
+openapi: $(RUNTIME)
 	$(BIN)/python -m verifyd.openapi > openapi.yaml.tmp && mv openapi.yaml.tmp openapi.yaml \
 		|| { rm -f openapi.yaml.tmp; exit 1; }
