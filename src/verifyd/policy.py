@@ -173,6 +173,16 @@ class Policy:
         )
 
 
+def changes(older: dict[str, Any] | None, newer: dict[str, Any]) -> dict[str, list[Any]]:
+    """What a policy document changed from the one before it: ``field -> [old, new]``."""
+    out: dict[str, list[Any]] = {}
+    for key in ("mode", "weights", "prefer", "experiment", "sms", "email"):
+        before = older[key] if older else None
+        if before != newer[key]:
+            out[key] = [before, newer[key]]
+    return out
+
+
 def validate_weights(weights: dict[str, int]) -> dict[str, int]:
     """Check split weights: arms ``phone``/``email``, non-negative integers, not all zero.
 

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from verifyd.api.deps import AdminActor, RuntimeDep
+from verifyd.policy import changes
 from verifyd.policystore import from_request
 from verifyd.schemas import PolicyHistoryOut, PolicyIn, PolicyOut, Problem
 
@@ -37,12 +38,8 @@ def policy_history(rt: RuntimeDep, _actor: AdminActor) -> Any:
     budget = rt.settings.guess_budget_per_day
     rt.policies.current()  # a fresh database gets its first version before it has a history
     docs = [p.document(budget) for p in rt.policies.history(limit=501)]
-    versions = []
-    for doc, older in zip(docs, [*docs[1:], None], strict=True):
-        changes: dict[str, list[Any]] = {}
-        for key in ("mode", "weights", "prefer", "experiment", "sms", "email"):
-            before = older[key] if older else None
-            if before != doc[key]:
-                changes[key] = [before, doc[key]]
-        versions.append({**doc, "changes": changes})
+    versions = [
+        {**doc, "changes": changes(older, doc)}
+        for doc, older in zip(docs, [*docs[1:], None], strict=True)
+    ]
     return {"versions": versions[:500]}
