@@ -31,6 +31,8 @@ class Limit:
     bucket: str
     limit: int
     window: int
+    #: What is counted, for the error's detail ("signups from this address").
+    counts: str = "requests"
 
 
 def hit(
@@ -54,7 +56,7 @@ def hit(
     if count > limit.limit:
         raise RateLimited(
             code,
-            f"too many requests for this {limit.bucket.replace('_', ' ')}; try again later",
+            f"too many {limit.counts}; try again later",
             retry_after=start + limit.window - epoch,
         )
 

@@ -264,6 +264,19 @@ def test_a_second_press_after_success_says_the_address_is_already_verified(
     assert r.status_code == 410 and "new link" in _Page(r.text).all_text
 
 
+def test_an_expired_link_says_the_link_expired(
+    email_client: TestClient,
+) -> None:
+    client = email_client
+    created, link = _signup_link(client, "old@example.test")
+    _expire(client, created["verifications"][0]["id"])
+    r = client.post("/v1/email/verify", data={"token": _token(link)}, follow_redirects=False)
+    assert r.status_code == 410
+    page = _Page(r.text)
+    assert "the link has expired" in page.all_text
+    assert "the code has expired" not in page.all_text
+
+
 @pytest.mark.parametrize(
     "data",
     [{"token": "not-a-real-token"}, {"token": ""}, {}, {"token": "a" * 500}],

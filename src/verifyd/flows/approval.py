@@ -76,10 +76,18 @@ def approve(conn: Connection, row: Row[Any], now: datetime) -> Approved | Verify
     return Approved(views.verification(approved, now), view, account.redirect_url)
 
 
-def closed_reason(conn: Connection, verification_id: str, now: datetime) -> VerifydError:
+def closed_reason(
+    conn: Connection, verification_id: str, now: datetime, *, secret: str = "code"
+) -> VerifydError:
     """Why a verification takes no more checks: not found, expired, or closed.
 
     A pending verification whose time ran out is marked ``expired`` here.
+
+    Args:
+        conn: The flow's transaction.
+        verification_id: The verification.
+        now: The flow's clock.
+        secret: What the user holds, for the message: ``code`` or ``link``.
     """
     row = conn.execute(sql.STATUS_OF, {"vid": verification_id}).first()
     if row is None:
@@ -89,7 +97,7 @@ def closed_reason(conn: Connection, verification_id: str, now: datetime) -> Veri
         conn.execute(sql.SET_STATUS, {"vid": verification_id, "status": "expired"})
         status = "expired"
     if status == "expired":
-        return Gone("code_expired", "the code has expired; ask for a new one")
+        return Gone("code_expired", f"the {secret} has expired; ask for a new one")
     if status == "pending":  # every check used, the lock not yet written
         status = "locked"
     return Conflict(

@@ -49,7 +49,7 @@ class Links:
                 v = sql.verifications.c
                 found = conn.execute(select(v.id).where(v.secret_hash == digest)).scalar()
                 outcome = (
-                    closed_reason(conn, found, now)
+                    closed_reason(conn, found, now, secret="link")
                     if found is not None
                     else InvalidRequest("token_invalid", "this link is not valid")
                 )

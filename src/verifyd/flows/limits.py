@@ -22,18 +22,31 @@ class Limits:
 
     def __init__(self, settings: Settings) -> None:
         self._real = {
-            "signup_ip": ratelimit.Limit("signup_ip", settings.signups_per_ip_per_hour, 3600),
-            "send_destination": ratelimit.Limit(
-                "send_destination", settings.sends_per_destination_per_hour, 3600
-            ),
-            "check_ip": ratelimit.Limit("check_ip", settings.checks_per_ip_per_minute, 60),
-            "guess_destination": ratelimit.Limit(
-                "guess_destination", settings.guess_budget_per_day, 86400
-            ),
+            lim.bucket: lim
+            for lim in (
+                ratelimit.Limit(
+                    "signup_ip", settings.signups_per_ip_per_hour, 3600, "signups from this address"
+                ),
+                ratelimit.Limit(
+                    "send_destination",
+                    settings.sends_per_destination_per_hour,
+                    3600,
+                    "codes or links sent to this destination this hour",
+                ),
+                ratelimit.Limit(
+                    "check_ip", settings.checks_per_ip_per_minute, 60, "checks from this address"
+                ),
+                ratelimit.Limit(
+                    "guess_destination",
+                    settings.guess_budget_per_day,
+                    86400,
+                    "guesses at codes for this destination today",
+                ),
+            )
         }
         mult = settings.sandbox_limit_multiplier
         self._sandbox = {
-            name: ratelimit.Limit(f"sandbox_{lim.bucket}", lim.limit * mult, lim.window)
+            name: ratelimit.Limit(f"sandbox_{lim.bucket}", lim.limit * mult, lim.window, lim.counts)
             for name, lim in self._real.items()
         }
 
