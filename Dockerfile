@@ -1,7 +1,7 @@
 # verifyd: the API server. Each start applies pending migrations (under a lock, so
 # replicas starting together are safe), then serves on 0.0.0.0:8000.
 # The image defaults to production mode: it refuses to start without VERIFYD_SECRET_KEY,
-# with the sandbox on, or with the console provider (see README, "Configuration").
+# with the sandbox on, or with the console provider (see README, "Settings").
 FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -17,9 +17,12 @@ RUN pip install --no-cache-dir "./[postgres]" \
     && rm -rf /build \
     && groupadd --system --gid 10001 verifyd \
     && useradd --no-log-init --system --uid 10001 --gid verifyd \
-        --home-dir /srv/verifyd --create-home --shell /usr/sbin/nologin verifyd
+        --home-dir /srv/verifyd --create-home --shell /usr/sbin/nologin verifyd \
+    && install -d -o verifyd -g verifyd -m 0750 /srv/verifyd/var
 
 WORKDIR /srv/verifyd
+# The SQLite file and the secret live in var/: a named volume mounted there starts out
+# owned by the service user, as the directory in the image is.
 # Numeric, so an orchestrator can verify runAsNonRoot without reading /etc/passwd.
 USER 10001:10001
 
