@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
+import socket
 import sys
 from typing import Any
 
@@ -12,14 +14,57 @@ from verifyd.db import Database
 from verifyd.settings import Settings
 
 
+def _bind_problem(host: str, port: int) -> str | None:
+    """Why uvicorn could not listen on ``host:port``, or ``None`` when it can.
+
+    A pre-check only: the socket is closed again before uvicorn binds its own, so
+    another process could still take the port in between; uvicorn then fails as it
+    always did. What it catches is the common case, a port already in use or an
+    address of no interface here, before the banner claims a server is running.
+    Like uvicorn: IPv6 when the host has a colon, and ``SO_REUSEADDR`` so a port
+    left in TIME_WAIT by the previous run is not refused.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            return "the address is already in use (another server? pick --port)"
+        return exc.strerror or str(exc)
+    except OverflowError as exc:  # a port outside 0-65535
+        return str(exc)
+    return None
+
+
 def serve(settings: Settings, args: argparse.Namespace) -> int:
-    """Run the HTTP API under uvicorn; in development, migrate first.
+    """Run the HTTP API under uvicorn, once everything it needs has been checked.
+
+    The settings and plugins are checked, then the address, then the migrations
+    (applied in development, required in production); only then is the start-up
+    line printed and uvicorn started.
 
     Returns:
-        The exit status: 2 when production finds the database behind its migrations.
+        The exit status: 2 when the address cannot be bound or production finds the
+        database behind its migrations.
+
+    Raises:
+        ConfigurationError: a setting the service cannot run with.
+        RegistryError: a plugin name clash or a missing plugin.
     """
     import uvicorn
 
+    from verifyd.runtime import check_configuration
+
+    check_configuration(settings)
+    host = args.host or settings.host
+    port = args.port or settings.port
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"  # IPv6 in brackets
+    problem = _bind_problem(host, port)
+    if problem is not None:
+        print(f"verifyd: cannot listen on {address}: {problem}", file=sys.stderr)
+        return 2
     db = Database(settings.database_url)
     try:
         if settings.production:
@@ -35,10 +80,8 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
         db.dispose()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)  # /readyz asks it on every probe
-    host = args.host or settings.host
-    port = args.port or settings.port
     print(
-        f"verifyd {settings.env} on http://{host}:{port} "
+        f"verifyd {settings.env} on http://{address} "
         f"(sandbox {'on' if settings.sandbox_on else 'off'}, database {db.describe()})",
         file=sys.stderr,
     )
@@ -74,8 +117,9 @@ def add_parsers(sub: Any) -> None:
         description=(
             "Run the HTTP API with uvicorn. In development it first applies any pending "
             "database migrations; in production it refuses to start while the database is "
-            "behind, so run verifyd migrate once before. A start-up line on stderr names "
-            "the mode, the address, the sandbox state and the database."
+            "behind, so run verifyd migrate once before. Settings, plugins and the address "
+            "are checked first; only a server that really starts prints its start-up line "
+            "on stderr (mode, address, sandbox, database)."
         ),
     )
     p.add_argument("--host", help="address to listen on (default VERIFYD_HOST, 127.0.0.1)")

@@ -1,0 +1,188 @@
+"""``verifyd serve`` checks everything before it announces itself, and then really serves."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from test_cli import VERIFYD, cli_env
+
+PRODUCTION_SECRET = "p" * 40
+#: The start-up line of ``verifyd serve`` (not uvicorn's own "Uvicorn running on").
+BANNER = re.compile(r"^verifyd (development|production) on http://", re.MULTILINE)
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on at the moment of asking."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def get(url: str) -> tuple[int, bytes]:
+    """GET ``url``: status and body (an HTTP error is an answer too)."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+@dataclass
+class Server:
+    """A ``verifyd serve`` process and where its output goes."""
+
+    proc: subprocess.Popen[bytes]
+    base_url: str
+    log: Path
+
+    def output(self) -> str:
+        """Everything it printed so far, stdout and stderr together."""
+        return self.log.read_text()
+
+
+@contextlib.contextmanager
+def serving(env: dict[str, str], cwd: Path, *args: str) -> Iterator[Server]:
+    """Run ``verifyd serve`` on 127.0.0.1 and a free port until /healthz answers.
+
+    The process gets its own process group, killed whole at the end.
+    """
+    port = free_port()
+    log = cwd / f"serve-{port}.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [*VERIFYD, "serve", "--host", "127.0.0.1", "--port", str(port), *args],
+            env=env,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    server = Server(proc, f"http://127.0.0.1:{port}", log)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"verifyd serve exited with {proc.returncode}:\n{server.output()}")
+            with contextlib.suppress(OSError):
+                if get(server.base_url + "/healthz")[0] == 200:
+                    break
+            if time.monotonic() > deadline:
+                pytest.fail(f"no /healthz answer within 60 s:\n{server.output()}")
+            time.sleep(0.1)
+        yield server
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # pragma: no cover - a hung shutdown
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
+def _production(database_url: str, **extra: str) -> dict[str, str]:
+    env = cli_env(database_url)
+    env.update(VERIFYD_ENV="production", VERIFYD_SECRET_KEY=PRODUCTION_SECRET, **extra)
+    return env
+
+
+def test_a_good_configuration_prints_the_banner_and_serves(tmp_path: Path) -> None:
+    env = cli_env(f"sqlite:///{tmp_path}/verifyd.db")
+    with serving(env, tmp_path) as server:
+        assert get(server.base_url + "/readyz")[0] == 200  # development migrated first
+        (banner,) = [ln for ln in server.output().splitlines() if BANNER.match(ln)]
+        assert banner.startswith(f"verifyd development on {server.base_url} (sandbox on")
+        assert server.proc.poll() is None
+    assert server.proc.returncode in (0, -signal.SIGTERM)
+    assert "Traceback" not in server.output()
+
+
+def test_a_bad_configuration_or_address_fails_before_the_banner(tmp_path: Path) -> None:
+    fresh = tmp_path / "fresh.db"
+    # A migrated database: production would otherwise stop at "behind its migrations".
+    migrated = f"sqlite:///{tmp_path}/migrated.db"
+    subprocess.run([*VERIFYD, "migrate"], env=cli_env(migrated), cwd=tmp_path, check=True)
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    busy_port = str(busy.getsockname()[1])
+    port = str(free_port())
+    cases: list[tuple[str, dict[str, str], list[str], list[str]]] = [
+        # (what, environment, arguments, what stderr must say)
+        (
+            "production, as a new user typed it",
+            _production(f"sqlite:///{fresh}", VERIFYD_SMS_PROVIDER="smtp"),
+            ["--port", port],
+            ["provider"],
+        ),
+        (
+            "production, both providers unknown",
+            _production(migrated, VERIFYD_SMS_PROVIDER="smtp", VERIFYD_EMAIL_PROVIDER="smtp"),
+            ["--port", port],
+            ["provider", "'smtp'"],
+        ),
+        (
+            "development, an unknown provider",
+            {**cli_env(f"sqlite:///{fresh}"), "VERIFYD_SMS_PROVIDER": "smtp"},
+            ["--port", port],
+            ["provider", "'smtp'"],
+        ),
+        (
+            "the port is taken",
+            cli_env(f"sqlite:///{fresh}"),
+            ["--host", "127.0.0.1", "--port", busy_port],
+            [f"127.0.0.1:{busy_port}", "in use"],
+        ),
+        (
+            "an address of no interface here (TEST-NET-1)",
+            cli_env(f"sqlite:///{fresh}"),
+            ["--host", "192.0.2.1", "--port", port],
+            ["192.0.2.1"],
+        ),
+    ]
+    try:
+        procs = [
+            subprocess.Popen(
+                [*VERIFYD, "serve", *args],
+                env=env,
+                cwd=tmp_path,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                start_new_session=True,
+            )
+            for _, env, args, _ in cases
+        ]
+        results = []
+        for proc in procs:
+            try:
+                results.append((*proc.communicate(timeout=60), proc.returncode))
+            finally:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)  # a server that did start
+    finally:
+        busy.close()
+    for (what, _, _, mentions), (out, err, code) in zip(cases, results, strict=True):
+        assert code == 2, (what, code, err)
+        assert not BANNER.search(out + err), f"{what}: announced a server that never ran:\n{err}"
+        assert "Traceback" not in err, (what, err)
+        assert err.startswith("verifyd: ") and len(err.splitlines()) == 1, (what, err)
+        for mention in mentions:
+            assert mention in err, (what, mention, err)
+    assert not fresh.exists(), "nothing is migrated for a server that cannot start"
