@@ -6,6 +6,8 @@ all last bytes are released together, so the checks reach the database at once.
 
 from __future__ import annotations
 
+import asyncio
+import socket
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -14,11 +16,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import func, select
 
-from support.lastbyte import RawResponse, build_request, fire_synchronised
+from support.lastbyte import _PAUSE as LASTBYTE_PAUSE
+from support.lastbyte import RawResponse, build_request, fire_synchronised, parse_response
 from support.liveserver import LiveServer
 from verifyd.app import create_app
 from verifyd.models import Account, Identity, Verification, table_of
@@ -181,24 +184,74 @@ def test_parallel_accounts_for_one_phone_activate_at_most_once(
                 assert lv.http.get(f"/v1/accounts/{acc}").json()["status"] == "pending"
 
 
-def test_the_harness_exposes_a_read_then_write_race() -> None:
-    """Control: a check that reads, then writes, lets far more than 5 guesses through."""
-    state = {"attempts": 0}
+_BURST = 50
+_CAP = 5
+# Between the read and the write: long next to how far apart the burst lands, so whether
+# the race shows depends on the arrival spread alone, not on how the event loop schedules.
+_RACE_WINDOW = 0.5
+
+
+def _read_then_write_app() -> tuple[FastAPI, dict[str, Any]]:
+    """An endpoint with the race the service must not have: read, await, then write."""
+    state: dict[str, Any] = {"attempts": 0, "arrivals": []}
     app = FastAPI()
 
     @app.post("/guess")
-    def guess() -> JSONResponse:
+    async def guess(request: Request) -> JSONResponse:
+        # Like the check endpoint, it needs the whole body, so a request starts here only
+        # once its last byte is in (a handler without a body would start on the headers).
+        await request.json()
+        state["arrivals"].append(time.monotonic())
         seen = state["attempts"]  # read ...
-        if seen >= 5:
+        if seen >= _CAP:
             return JSONResponse({"code": "verification_closed"}, status_code=409)
-        time.sleep(0.001)
-        state["attempts"] = seen + 1  # ... then write: the race the service must not have
+        await asyncio.sleep(_RACE_WINDOW)
+        state["attempts"] = seen + 1  # ... then write what was read, plus one
         return JSONResponse({"code": "code_incorrect"}, status_code=422)
 
+    return app, state
+
+
+def _send_whole(host: str, port: int, request: bytes) -> RawResponse:
+    """One request on its own connection, sent in one piece, its answer read to EOF."""
+    with socket.create_connection((host, port), timeout=10) as sock:
+        sock.sendall(request)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return parse_response(b"".join(chunks))
+
+
+def test_the_harness_exposes_a_read_then_write_race() -> None:
+    """Control: last-byte synchronisation lands a burst together, exposing a read-then-write.
+
+    The endpoint reads the counter, awaits a 0.5 s window, then writes: a request that
+    arrives before the first write reads a stale counter, whatever the scheduling. The same
+    requests one after another stop at the cap; fired by the harness they all arrive within
+    the window, so every one of them gets past the cap.
+    """
+    app, state = _read_then_write_app()
     with LiveServer(app) as server:
         host = f"{server.host}:{server.port}"
-        raw = [build_request("POST", "/guess", host=host, json_body={})] * 50
-        responses = fire_synchronised(server.host, server.port, raw, timeout=25)
-    assert len(responses) == 50
-    evaluated = sum(r.status == 422 for r in responses)
-    assert evaluated > 10, evaluated
+        raw = [build_request("POST", "/guess", host=host, json_body={"code": "0000"})] * _BURST
+
+        one_by_one = [_send_whole(server.host, server.port, r) for r in raw]
+        assert Counter(r.status for r in one_by_one) == {422: _CAP, 409: _BURST - _CAP}
+        assert state["attempts"] == _CAP
+
+        state.update(attempts=0, arrivals=[])
+        fired_at = time.monotonic()
+        together = fire_synchronised(server.host, server.port, raw, timeout=25)
+
+    arrivals: list[float] = state["arrivals"]
+    assert len(arrivals) == len(together) == _BURST
+    # The property under test: the withheld last bytes held every request back until
+    # the harness released them together ...
+    held = min(arrivals) - fired_at
+    assert held >= LASTBYTE_PAUSE, f"a request started {held * 1000:.0f} ms in, before the release"
+    # ... so the whole burst reached the handler within the window, before any write ...
+    spread = max(arrivals) - min(arrivals)
+    assert spread < _RACE_WINDOW, f"the burst arrived over {spread * 1000:.0f} ms"
+    # ... so every request read the counter at 0, and all but one of the writes were lost.
+    assert Counter(r.status for r in together) == {422: _BURST}
+    assert state["attempts"] == 1
