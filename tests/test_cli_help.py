@@ -24,6 +24,8 @@ COMMANDS = [
     ["admin-key", "create"],
     ["admin-key", "list"],
     ["admin-key", "revoke"],
+    ["dev"],
+    ["dev", "reset"],
 ]
 
 

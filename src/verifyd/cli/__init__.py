@@ -1,4 +1,4 @@
-"""The ``verifyd`` command: serve, migrate, policy show/set, admin-key create/list/revoke."""
+"""The ``verifyd`` command: serve, migrate, policy, admin-key and dev (development only)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from verifyd import __version__
-from verifyd.cli import keys, policy, serve
+from verifyd.cli import dev, keys, policy, serve
 from verifyd.errors import VerifydError
 from verifyd.registry import RegistryError
 from verifyd.settings import ConfigurationError, Settings
@@ -30,7 +30,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="verifyd", description=DESCRIPTION)
     p.add_argument("--version", action="version", version=f"verifyd {__version__}")
     sub = p.add_subparsers(title="commands", dest="command", required=True, metavar="COMMAND")
-    for family in (serve, policy, keys):
+    for family in (serve, policy, keys, dev):
         family.add_parsers(sub)
     return p
 
@@ -62,7 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = _settings()
         if settings is None:
             return 2
-        settings.check_production()
+        if not getattr(args, "development_only", False):
+            settings.check_production()  # a development-only command refuses production itself
         result: int = args.func(settings, args)
         return result
     except (ConfigurationError, RegistryError) as exc:
