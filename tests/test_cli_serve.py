@@ -117,42 +117,51 @@ def test_a_bad_configuration_or_address_fails_before_the_banner(tmp_path: Path) 
     # A migrated database: production would otherwise stop at "behind its migrations".
     migrated = f"sqlite:///{tmp_path}/migrated.db"
     subprocess.run([*VERIFYD, "migrate"], env=cli_env(migrated), cwd=tmp_path, check=True)
+    behind = f"sqlite:///{tmp_path}/behind.db"
     busy = socket.socket()
     busy.bind(("127.0.0.1", 0))
     busy.listen()
     busy_port = str(busy.getsockname()[1])
+    in_use = f"cannot listen on 127.0.0.1:{busy_port}: the address is already in use"
     port = str(free_port())
+    unknown = {"VERIFYD_SMS_PROVIDER": "smtp", "VERIFYD_EMAIL_PROVIDER": "smtp"}
     cases: list[tuple[str, dict[str, str], list[str], list[str]]] = [
-        # (what, environment, arguments, what stderr must say)
+        # (what, environment, arguments, each line stderr must have, in order)
         (
             "production, as a new user typed it",
             _production(f"sqlite:///{fresh}", VERIFYD_SMS_PROVIDER="smtp"),
             ["--port", port],
-            ["provider"],
+            ["console provider"],  # the email provider is still the default, console
         ),
         (
             "production, both providers unknown",
-            _production(migrated, VERIFYD_SMS_PROVIDER="smtp", VERIFYD_EMAIL_PROVIDER="smtp"),
+            _production(migrated, **unknown),
             ["--port", port],
-            ["provider", "'smtp'"],
+            ["no provider named 'smtp'"],
+        ),
+        (
+            "production, every problem at once",
+            _production(behind, **unknown),
+            ["--host", "127.0.0.1", "--port", busy_port],
+            ["no provider named 'smtp'", in_use, "behind its migrations; run `verifyd migrate`"],
         ),
         (
             "development, an unknown provider",
             {**cli_env(f"sqlite:///{fresh}"), "VERIFYD_SMS_PROVIDER": "smtp"},
             ["--port", port],
-            ["provider", "'smtp'"],
+            ["no provider named 'smtp'"],
         ),
         (
-            "the port is taken",
+            "development, the port is taken",
             cli_env(f"sqlite:///{fresh}"),
             ["--host", "127.0.0.1", "--port", busy_port],
-            [f"127.0.0.1:{busy_port}", "in use"],
+            [in_use],
         ),
         (
-            "an address of no interface here (TEST-NET-1)",
+            "development, an address of no interface here (TEST-NET-1)",
             cli_env(f"sqlite:///{fresh}"),
             ["--host", "192.0.2.1", "--port", port],
-            ["192.0.2.1"],
+            ["cannot listen on 192.0.2.1:"],
         ),
     ]
     try:
@@ -178,11 +187,12 @@ def test_a_bad_configuration_or_address_fails_before_the_banner(tmp_path: Path) 
                     os.killpg(proc.pid, signal.SIGKILL)  # a server that did start
     finally:
         busy.close()
-    for (what, _, _, mentions), (out, err, code) in zip(cases, results, strict=True):
+    for (what, _, _, problems), (out, err, code) in zip(cases, results, strict=True):
         assert code == 2, (what, code, err)
         assert not BANNER.search(out + err), f"{what}: announced a server that never ran:\n{err}"
-        assert "Traceback" not in err, (what, err)
-        assert err.startswith("verifyd: ") and len(err.splitlines()) == 1, (what, err)
-        for mention in mentions:
-            assert mention in err, (what, mention, err)
+        assert "Traceback" not in err and out == "", (what, out, err)
+        lines = err.splitlines()
+        assert len(lines) == len(problems), f"{what}: one line per problem:\n{err}"
+        for line, problem in zip(lines, problems, strict=True):
+            assert line.startswith("verifyd: ") and problem in line, (what, problem, err)
     assert not fresh.exists(), "nothing is migrated for a server that cannot start"

@@ -38,43 +38,67 @@ def _bind_problem(host: str, port: int) -> str | None:
     return None
 
 
+def _migrations_problem(db: Database) -> str | None:
+    """Why production cannot serve this database yet (behind, or unreadable), or ``None``."""
+    from sqlalchemy.exc import OperationalError
+
+    try:
+        if migrate.is_current(db.writer):
+            return None
+    except OperationalError as exc:
+        reason = str(exc.orig or exc).strip().splitlines()[0]
+        return f"cannot read the database {db.describe()}: {reason}"
+    return "the database is behind its migrations; run `verifyd migrate` first"
+
+
+def _problems(settings: Settings, db: Database, host: str, port: int, address: str) -> list[str]:
+    """Everything that would stop the server, found without changing anything.
+
+    All of them, so one attempt shows every fix to make: the settings and plugins
+    (``runtime.check_configuration``), the address, and in production the migrations.
+    """
+    from verifyd.registry import RegistryError
+    from verifyd.runtime import check_configuration
+    from verifyd.settings import ConfigurationError
+
+    problems = []
+    try:
+        check_configuration(settings)
+    except (ConfigurationError, RegistryError) as exc:
+        problems.append(str(exc))
+    unbindable = _bind_problem(host, port)
+    if unbindable is not None:
+        problems.append(f"cannot listen on {address}: {unbindable}")
+    if settings.production:
+        behind = _migrations_problem(db)
+        if behind is not None:
+            problems.append(behind)
+    return problems
+
+
 def serve(settings: Settings, args: argparse.Namespace) -> int:
     """Run the HTTP API under uvicorn, once everything it needs has been checked.
 
-    The settings and plugins are checked, then the address, then the migrations
-    (applied in development, required in production); only then is the start-up
-    line printed and uvicorn started.
+    Settings, plugins, the address and (in production) the migrations are checked
+    first, and every problem found is reported; only then does development apply
+    its migrations, the start-up line get printed and uvicorn start.
 
     Returns:
-        The exit status: 2 when the address cannot be bound or production finds the
-        database behind its migrations.
-
-    Raises:
-        ConfigurationError: a setting the service cannot run with.
-        RegistryError: a plugin name clash or a missing plugin.
+        The exit status: 2 when anything would stop the server.
     """
     import uvicorn
 
-    from verifyd.runtime import check_configuration
-
-    check_configuration(settings)
     host = args.host or settings.host
     port = args.port or settings.port
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"  # IPv6 in brackets
-    problem = _bind_problem(host, port)
-    if problem is not None:
-        print(f"verifyd: cannot listen on {address}: {problem}", file=sys.stderr)
-        return 2
     db = Database(settings.database_url)
     try:
-        if settings.production:
-            if not migrate.is_current(db.writer):
-                print(
-                    "verifyd: the database is behind its migrations; run `verifyd migrate` first",
-                    file=sys.stderr,
-                )
-                return 2
-        else:
+        problems = _problems(settings, db, host, port, address)
+        for problem in problems:
+            print(f"verifyd: {problem}", file=sys.stderr)
+        if problems:
+            return 2
+        if not settings.production:
             migrate.upgrade(db)
     finally:
         db.dispose()
