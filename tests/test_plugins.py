@@ -221,3 +221,21 @@ def test_a_channel_selected_for_the_wrong_identity_is_refused(tmp_path: Path) ->
     with pytest.raises(ConfigurationError) as err:
         create_app(_settings(tmp_path, phone_channel="email"))
     assert "email" in str(err.value) and "phone" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("sms_provider", "smtp"),
+        ("email_provider", "mailgun"),
+        ("phone_channel", "fax"),
+        ("email_channel", "pigeon"),
+    ],
+)
+def test_an_unknown_plugin_name_says_which_setting_named_it(
+    tmp_path: Path, setting: str, value: str
+) -> None:
+    with pytest.raises(RegistryError) as err:
+        create_app(_settings(tmp_path, **{setting: value}))
+    assert repr(value) in str(err.value)
+    assert f"(VERIFYD_{setting.upper()})" in str(err.value)

@@ -50,14 +50,16 @@ def _providers(
     wanted = {"sms": settings.sms_provider, "email": settings.email_provider}
     providers: dict[str, Provider] = {}
     for kind, name in wanted.items():
-        cls = registry.provider(name)
+        setting = f"VERIFYD_{kind.upper()}_PROVIDER"
+        try:
+            cls = registry.provider(name)
+        except RegistryError as exc:
+            raise RegistryError(f"{exc} ({setting})") from None
         if kind not in cls.kinds:
             carried = ", ".join(sorted(cls.kinds))
-            raise ConfigurationError(
-                f"provider {name!r} carries {carried}, not {kind} (VERIFYD_{kind.upper()}_PROVIDER)"
-            )
+            raise ConfigurationError(f"provider {name!r} carries {carried}, not {kind} ({setting})")
         if settings.production and cls.development_only:
-            raise ConfigurationError(f"provider {name!r} is refused in production mode")
+            raise ConfigurationError(f"provider {name!r} is refused in production mode ({setting})")
         providers.setdefault(name, cls(settings))
     if settings.sandbox_on:
         providers.setdefault(SANDBOX_PROVIDER, registry.provider(SANDBOX_PROVIDER)(settings))
@@ -95,8 +97,9 @@ def check_configuration(settings: Settings, registry: Registry | None = None) ->
     for identity, name in (("phone", settings.phone_channel), ("email", settings.email_channel)):
         channel = channels.get(name)
         if channel is None:
-            registry.channel(name)  # raises with the installed names
-            raise RegistryError(name)  # pragma: no cover
+            known = ", ".join(sorted(channels)) or "none"
+            setting = f"VERIFYD_{identity.upper()}_CHANNEL"
+            raise RegistryError(f"no channel named {name!r} (installed: {known}) ({setting})")
         if channel.identity != identity:
             raise ConfigurationError(
                 f"channel {name!r} verifies {channel.identity}, not {identity} "
