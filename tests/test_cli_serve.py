@@ -9,36 +9,18 @@ import signal
 import socket
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from support.net import free_port, get
 from test_cli import VERIFYD, cli_env
 
 PRODUCTION_SECRET = "p" * 40
 #: The start-up line of ``verifyd serve`` (not uvicorn's own "Uvicorn running on").
 BANNER = re.compile(r"^verifyd (development|production) on http://", re.MULTILINE)
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on at the moment of asking."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def get(url: str) -> tuple[int, bytes]:
-    """GET ``url``: status and body (an HTTP error is an answer too)."""
-    try:
-        with urllib.request.urlopen(url, timeout=5) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
 
 
 @dataclass

@@ -12,7 +12,6 @@ import os
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from support.net import free_port, get
 from verifyd import cli
 from verifyd.settings import Settings
 
@@ -242,21 +242,6 @@ def _third_party_provider(site: Path) -> dict[str, str]:
     }
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _get(url: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-
-
 @dataclass
 class Container:
     """The CMD running as the image would run it, with the environment it had."""
@@ -273,7 +258,7 @@ def container(instructions: list[Instruction], tmp_path: Path) -> Iterator[Conta
     """Run the CMD in a temporary working directory: the Dockerfile's ENV, plus what an
     operator passes with ``docker run -e`` (secret, providers, a writable database), on
     127.0.0.1 and a free port instead of 0.0.0.0:8000."""
-    port = _free_port()
+    port = free_port()
     workdir = tmp_path / "srv"
     workdir.mkdir()
     inherited = {k: v for k, v in os.environ.items() if not k.startswith("VERIFYD_")}
@@ -316,7 +301,7 @@ def _wait_ready(c: Container, timeout: float = 60.0) -> None:
         if c.proc.poll() is not None:
             pytest.fail(f"the CMD exited with {c.proc.returncode}:\n{c.log.read_text()}")
         try:
-            if _get(c.base_url + "/healthz")[0] == 200:
+            if get(c.base_url + "/healthz")[0] == 200:
                 return
         except OSError:
             pass
@@ -335,11 +320,11 @@ def test_cmd_migrates_then_serves_in_production(
     instructions: list[Instruction], container: Container
 ) -> None:
     _wait_ready(container)
-    status, body = _get(container.base_url + "/readyz")
+    status, body = get(container.base_url + "/readyz")
     assert status == 200, body  # the CMD migrated the empty database before serving
     assert json.loads(body)["checks"] == {"database": "ok", "migrations": "ok"}
     assert _healthcheck(instructions, container) == 0
-    assert _get(container.base_url + "/v1/sandbox/messages?to=x")[0] == 404  # sandbox off
+    assert get(container.base_url + "/v1/sandbox/messages?to=x")[0] == 404  # sandbox off
 
     # The served app is the real one: a signup is delivered through the chosen provider.
     request = urllib.request.Request(

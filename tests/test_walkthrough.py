@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from support.net import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -46,13 +47,6 @@ def promises(script: str) -> list[re.Pattern[str]]:
     return [re.compile(".*?".join(map(re.escape, p.split("…"))) + r"\Z") for p in shown]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _verifyd() -> str:
     beside = Path(sys.executable).with_name("verifyd")
     assert beside.exists(), f"the verifyd console script is not installed beside {sys.executable}"
@@ -62,7 +56,7 @@ def _verifyd() -> str:
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
     """``verifyd serve`` on its embedded default (a SQLite file, sandbox on), on a free port."""
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("VERIFYD_")}
     env.update(
         VERIFYD_DATABASE_URL=f"sqlite:///{tmp_path}/verifyd.db",
