@@ -205,7 +205,7 @@ def test_readyz_is_503_behind_then_200_when_current(
 def test_serve_in_production_refuses_while_behind(
     empty_database_url: str, engine_for: Callable[[str], Engine]
 ) -> None:
-    """DESIGN: production never migrates on its own; ``verifyd migrate`` is the init job."""
+    """Production never migrates on its own; ``verifyd migrate`` is the init job."""
     env = {
         "VERIFYD_ENV": "production",
         "VERIFYD_SECRET_KEY": SECRET,

@@ -14,7 +14,7 @@ SUBJECTS = [f"device-{i}" for i in range(4000)]
 
 
 def reference_arm(salt: str, subject: str, weights: dict[str, int]) -> str:
-    """DESIGN.md's rule, written independently: sha256(salt ‖ subject)[:8] mod 10000."""
+    """docs/policies.md's rule, written independently: sha256(salt ‖ subject)[:8] mod 10000."""
     bucket = int.from_bytes(hashlib.sha256((salt + subject).encode()).digest()[:8], "big") % 10000
     total = weights["phone"] + weights["email"]
     return "phone" if bucket < weights["phone"] * 10000 / total else "email"

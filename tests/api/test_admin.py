@@ -26,7 +26,7 @@ DOCUMENT_KEYS = {
     "changed_at",
     "changed_by",
 }
-# DESIGN.md's defaults: 4 digits, 10 min, 5 checks, 30 s cooldown, links for 24 h.
+# The documented defaults: 4 digits, 10 min, 5 checks, 30 s cooldown, links for 24 h.
 DEFAULT_SMS = {"code_length": 4, "ttl_seconds": 600, "max_checks": 5, "resend_cooldown_seconds": 30}
 DEFAULT_EMAIL = {"ttl_seconds": 86400}
 ENDPOINTS = [
