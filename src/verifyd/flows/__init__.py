@@ -4,6 +4,7 @@ One module per operation, each owning it end to end (validate, one transaction, 
 answer)::
 
     signup.py    POST /v1/accounts: a pending account and what the policy verifies now
+    plan.py      what a signup verifies: the arm's requirement, the ``channel`` field
     check.py     code checks and resends
     confirm.py   email link confirmation
     lookup.py    reads of one account or one verification

@@ -16,9 +16,10 @@ from verifyd.channels.base import Channel, VerificationRef
 from verifyd.codes import Secrets, new_id
 from verifyd.db import Database
 from verifyd.destinations import Destination, Destinations, mask
-from verifyd.errors import FieldError, InvalidRequest, PolicyRequires
+from verifyd.errors import FieldError, InvalidRequest
 from verifyd.flows.delivery import Delivery
 from verifyd.flows.limits import Limits
+from verifyd.flows.plan import Planner
 from verifyd.models import utcnow
 from verifyd.policy import Policy
 from verifyd.policystore import PolicyStore
@@ -36,15 +37,6 @@ class SignupRequest:
     locale: str | None = None
     redirect_url: str | None = None
     ip: str = "unknown"
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What an account needs verified, and which of it is verified now."""
-
-    needs: list[str]
-    needs_all: bool
-    verify_now: list[str]
 
 
 class Signup:
@@ -87,6 +79,7 @@ class Signup:
             "phone": channels[settings.phone_channel],
             "email": channels[settings.email_channel],
         }
+        self._planner = Planner(self._by_identity)
 
     def create(self, req: SignupRequest) -> dict[str, Any]:
         """Create a pending account and its verifications under the active policy.
@@ -97,10 +90,11 @@ class Signup:
         Raises:
             VerifydError: invalid input, a policy mismatch, or a rate limit.
         """
-        self._named(req.channel)  # checked whatever the policy, so a typo never passes
+        self._planner.named(req.channel)  # checked whatever the policy: a typo never passes
         policy = self._policies.current()
         arm = policy.arm_for(req.subject)
-        plan = self._plan(policy, arm, req)
+        given = {"phone": req.phone is not None, "email": req.email is not None}
+        plan = self._planner.plan(policy, arm, given, req.channel)
         dests = self._parse(req)
         if req.redirect_url is not None and not redirects.allowed(
             req.redirect_url, self._settings.redirect_allowlist
@@ -159,64 +153,6 @@ class Signup:
             "created_at": now,
         }
         return {"account": account, "verifications": issued}
-
-    def _plan(self, policy: Policy, arm: str, req: SignupRequest) -> Plan:
-        """Which identities the account needs, whether all of them, and which to verify now."""
-        requirement = policy.requirement(arm)  # type: ignore[arg-type]
-        given = {"phone": req.phone is not None, "email": req.email is not None}
-        missing = [i for i in requirement.require if not given[i]]
-        if missing:
-            code = (
-                "policy_requires_both"
-                if len(requirement.require) == 2
-                else (f"policy_requires_{missing[0]}")
-            )
-            raise PolicyRequires(
-                code,
-                f"the verification policy needs {' and '.join(requirement.require)}",
-                errors=[FieldError(i, code, f"{i} is required") for i in missing],
-            )
-        if requirement.require:
-            return Plan(list(requirement.require), True, list(requirement.require))
-        # one_of: verify the one given; with both, `channel` picks, else the preference
-        offered = [i for i in requirement.one_of if given[i]]
-        if not offered:
-            code = "policy_requires_phone_or_email"
-            raise PolicyRequires(
-                code,
-                "the verification policy needs a phone or an email",
-                errors=[
-                    FieldError(i, code, "phone or email is required") for i in ("phone", "email")
-                ],
-            )
-        named = self._named(req.channel)
-        if named is not None and named not in offered:
-            raise InvalidRequest.field(
-                "invalid_request",
-                "channel",
-                f"channel {req.channel} verifies a {named}, and the signup gives no {named}",
-            )
-        pick = named or (offered[0] if len(offered) == 1 else policy.prefer)
-        return Plan(list(requirement.one_of), False, [pick])
-
-    def _named(self, channel: str | None) -> str | None:
-        """The identity a ``channel`` value names: a channel's name or an identity's.
-
-        Raises:
-            InvalidRequest: ``invalid_request`` on ``channel``, listing every spelling
-                that is accepted.
-        """
-        if channel is None:
-            return None
-        spellings = {identity: identity for identity in self._by_identity}
-        spellings.update({ch.name: identity for identity, ch in self._by_identity.items()})
-        if channel not in spellings:
-            raise InvalidRequest.field(
-                "invalid_request",
-                "channel",
-                "channel must be one of " + ", ".join(sorted(spellings)),
-            )
-        return spellings[channel]
 
     def _parse(self, req: SignupRequest) -> dict[str, Destination]:
         """The given identities, normalised; every bad field is reported at once."""
