@@ -82,4 +82,7 @@ CLAIM_IDENTITY = {
     .returning(identities.c.id)
     for name, dialect in (("sqlite", sqlite), ("postgresql", postgresql))
 }
+_i = identities.c
+#: Whether an active account owns this identity (one index probe).
+TAKEN = select(_i.id).where(_i.kind == bindparam("kind"), _i.value == bindparam("value"))
 STATUS_OF = select(_v.status, _v.expires_at).where(_v.id == bindparam("vid"))

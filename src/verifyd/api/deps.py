@@ -9,7 +9,9 @@ from fastapi import Depends, Header, Request
 from verifyd.runtime import Runtime
 
 
-def runtime(request: Request) -> Runtime:
+# The two below are ``async`` although they never wait: FastAPI runs a plain ``def``
+# dependency in its thread pool, a thread hop per request on the hot path.
+async def runtime(request: Request) -> Runtime:
     """The process's runtime, attached by ``create_app``."""
     rt: Runtime = request.app.state.runtime
     return rt
@@ -18,7 +20,7 @@ def runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(runtime)]
 
 
-def client_ip(request: Request) -> str:
+async def client_ip(request: Request) -> str:
     """The caller's address; ``X-Forwarded-For`` only from a trusted proxy."""
     rt: Runtime = request.app.state.runtime
     peer = request.client.host if request.client else "unknown"

@@ -14,6 +14,7 @@ from verifyd.api import pages
 from verifyd.api.deps import ClientIp, RuntimeDep
 from verifyd.api.handlers import error_response, problem_response, validation_errors
 from verifyd.errors import VerifydError, problem
+from verifyd.flows.approval import Approved
 from verifyd.flows.signup import SignupRequest
 from verifyd.idempotency import request_hash
 from verifyd.schemas import (
@@ -51,7 +52,7 @@ def get_policy(rt: RuntimeDep, subject: Annotated[str | None, Query(max_length=2
 
 
 @router.post("/accounts", status_code=201, response_model=SignupOut, responses=PROBLEMS)
-def create_account(
+async def create_account(
     body: SignupIn,
     rt: RuntimeDep,
     ip: ClientIp,
@@ -62,7 +63,7 @@ def create_account(
     """Create a pending account and send what the active policy needs verified."""
     req = SignupRequest(**body.model_dump(), ip=ip)
     if idempotency_key is None:
-        result = rt.signup.create(req)
+        result = await rt.signup.create(req)
         return Response(
             SignupOut.model_validate(result).model_dump_json(),
             status_code=201,
@@ -70,7 +71,7 @@ def create_account(
             headers={"Location": f"/v1/accounts/{result['account']['id']}"},
         )
     digest = request_hash(body.model_dump(exclude_none=True))
-    replay = rt.idempotency.claim(idempotency_key, digest)
+    replay = await run_in_threadpool(rt.idempotency.claim, idempotency_key, digest)
     if replay is not None:
         headers = {"Idempotent-Replayed": "true"}
         if replay.location:
@@ -79,13 +80,13 @@ def create_account(
             replay.body, status_code=replay.status, media_type="application/json", headers=headers
         )
     try:
-        result = rt.signup.create(req)
+        result = await rt.signup.create(req)
     except BaseException:
-        rt.idempotency.release(idempotency_key)
+        await run_in_threadpool(rt.idempotency.release, idempotency_key)
         raise
     location = f"/v1/accounts/{result['account']['id']}"
     payload = SignupOut.model_validate(result).model_dump_json()
-    rt.idempotency.complete(idempotency_key, 201, payload, location)
+    await run_in_threadpool(rt.idempotency.complete, idempotency_key, 201, payload, location)
     return Response(
         payload, status_code=201, media_type="application/json", headers={"Location": location}
     )
@@ -104,10 +105,10 @@ def get_verification(verification_id: str, rt: RuntimeDep) -> Any:
 
 
 @router.post("/verifications/{verification_id}/check", response_model=CheckOut, responses=PROBLEMS)
-def check(verification_id: str, body: CheckIn, rt: RuntimeDep, ip: ClientIp) -> Any:
+async def check(verification_id: str, body: CheckIn, rt: RuntimeDep, ip: ClientIp) -> Any:
     """Check an SMS code. Each check uses one of the verification's attempts."""
-    result = rt.codes.check(verification_id, body.code, ip)
-    return {"status": "approved", "verification": result.verification, "account": result.account}
+    result = await rt.codes.check(verification_id, body.code, ip)
+    return _approved(result)
 
 
 @router.post(
@@ -116,9 +117,14 @@ def check(verification_id: str, body: CheckIn, rt: RuntimeDep, ip: ClientIp) -> 
     response_model=VerificationOut,
     responses=PROBLEMS,
 )
-def resend(verification_id: str, rt: RuntimeDep, ip: ClientIp) -> Any:
+async def resend(verification_id: str, rt: RuntimeDep, ip: ClientIp) -> Any:
     """Send a new code or link; the old one stops working, attempts are not reset."""
-    return rt.codes.resend(verification_id, ip)
+    view = await rt.codes.resend(verification_id, ip)
+    return Response(
+        VerificationOut.model_validate(view).model_dump_json(),
+        status_code=202,
+        media_type="application/json",
+    )
 
 
 _PAGE: dict[int | str, dict[str, Any]] = {
@@ -178,19 +184,24 @@ async def email_confirm(request: Request, rt: RuntimeDep) -> Response:
         value = form.get("token")
         token = value if isinstance(value, str) else ""
     try:
-        result = await run_in_threadpool(rt.links.confirm, token)
+        result = await rt.links.confirm(token)
     except VerifydError as exc:
         if is_json:
             return error_response(exc)
         return pages.failure_page(rt.settings, exc)
     if is_json:
-        body = CheckOut.model_validate(
-            {"status": "approved", "verification": result.verification, "account": result.account}
-        )
-        return Response(body.model_dump_json(), media_type="application/json")
+        return _approved(result)
     if result.redirect_url:
         return RedirectResponse(_with_status(result.redirect_url), status_code=303)
     return pages.success_page(rt.settings)
+
+
+def _approved(result: Approved) -> Response:
+    """The ``200`` of an approval, serialised by its model without a second validation."""
+    body = CheckOut.model_validate(
+        {"status": "approved", "verification": result.verification, "account": result.account}
+    )
+    return Response(body.model_dump_json(), media_type="application/json")
 
 
 def _with_status(url: str) -> str:

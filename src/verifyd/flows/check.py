@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 
 from verifyd import statements as sql
 from verifyd import views
@@ -57,7 +57,7 @@ class Codes:
         self._delivery = delivery
         self._wake = wake
 
-    def check(self, verification_id: str, raw_code: object, ip: str) -> Approved:
+    async def check(self, verification_id: str, raw_code: object, ip: str) -> Approved:
         """Check a code: one atomic attempt, then approve or count the miss.
 
         The attempt is one conditional ``UPDATE … WHERE attempts < max_checks …
@@ -74,44 +74,44 @@ class Codes:
         if not well_formed(verification_id):
             raise NotFound("verification_not_found", "no verification with this id")
         now = utcnow()
-        outcome: Approved | VerifydError
-        with self._db.write() as conn:
+
+        def work(conn: Connection) -> Approved | VerifydError:
             row = conn.execute(sql.ATTEMPT, {"vid": verification_id, "now": now}).first()
             if row is None:
-                outcome = closed_reason(conn, verification_id, now)
-            else:
-                channel = self._channels.get(row.channel)
-                if channel is None or channel.confirm_by != "code":
-                    raise InvalidRequest.field(
-                        "invalid_request", "code", "this verification is confirmed by its link"
-                    )
-                code = channel.parse_candidate(raw_code)
-                self._limits.hit(conn, "check_ip", ip, row.sandbox, now)
-                self._limits.hit(
-                    conn,
-                    "guess_destination",
-                    row.destination,
-                    row.sandbox,
-                    now,
-                    code="too_many_attempts",
+                return closed_reason(conn, verification_id, now)
+            channel = self._channels.get(row.channel)
+            if channel is None or channel.confirm_by != "code":
+                raise InvalidRequest.field(
+                    "invalid_request", "code", "this verification is confirmed by its link"
                 )
-                if channel.check(row.id, code, row.secret_hash):
-                    outcome = approve(conn, row, now)
-                else:
-                    left = row.max_checks - row.attempts
-                    if left <= 0:
-                        conn.execute(sql.SET_STATUS, {"vid": row.id, "status": "locked"})
-                    outcome = CodeIncorrect(
-                        "code_incorrect",
-                        "the code is not correct" + ("; no attempts left" if left <= 0 else ""),
-                        extra={"attempts_left": left},
-                    )
+            code = channel.parse_candidate(raw_code)
+            self._limits.hit(conn, "check_ip", ip, row.sandbox, now)
+            self._limits.hit(
+                conn,
+                "guess_destination",
+                row.destination,
+                row.sandbox,
+                now,
+                code="too_many_attempts",
+            )
+            if channel.check(row.id, code, row.secret_hash):
+                return approve(conn, row, now)
+            left = row.max_checks - row.attempts
+            if left <= 0:
+                conn.execute(sql.SET_STATUS, {"vid": row.id, "status": "locked"})
+            return CodeIncorrect(
+                "code_incorrect",
+                "the code is not correct" + ("; no attempts left" if left <= 0 else ""),
+                extra={"attempts_left": left},
+            )
+
+        outcome = await self._db.transact(work)
         # Raised after the commit: a miss must count, a lock must stick.
         if isinstance(outcome, VerifydError):
             raise outcome
         return outcome
 
-    def resend(self, verification_id: str, ip: str) -> dict[str, Any]:
+    async def resend(self, verification_id: str, ip: str) -> dict[str, Any]:
         """Send a new code or link; the old one dies, the attempt count stays.
 
         Raises:
@@ -123,7 +123,9 @@ class Codes:
             raise NotFound("verification_not_found", "no verification with this id")
         now = utcnow()
         v = sql.verifications.c
-        with self._db.write() as conn:
+        policy = self._policies.current()  # not inside the writer's transaction
+
+        def work(conn: Connection) -> tuple[dict[str, Any], str]:
             row = conn.execute(
                 select(sql.verifications).where(v.id == verification_id).with_for_update()
             ).first()
@@ -146,7 +148,7 @@ class Codes:
                 )
             self._limits.hit(conn, "send_destination", row.destination, row.sandbox, now)
             channel = self._channels[row.channel]
-            terms = channel.terms(self._policies.current())
+            terms = channel.terms(policy)
             ref = VerificationRef(
                 id=row.id,
                 destination=row.destination,
@@ -176,6 +178,9 @@ class Codes:
             delivery = self._delivery.hand_off(conn, channel, ref, row.shadow, now)
             view = views.verification(fresh, now)
             view["delivery"] = delivery
+            return view, delivery
+
+        view, delivery = await self._db.transact(work)
         if delivery == "queued":
             self._wake()
         return view

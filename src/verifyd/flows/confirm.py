@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from verifyd import statements as sql
 from verifyd.channels.base import Channel
@@ -28,7 +28,7 @@ class Links:
         self._db = db
         self._channels = channels
 
-    def confirm(self, token: str) -> Approved:
+    async def confirm(self, token: str) -> Approved:
         """Confirm an email link's token, once.
 
         The token's verification moves to ``approved`` in one conditional ``UPDATE``
@@ -41,20 +41,21 @@ class Links:
             raise InvalidRequest("token_invalid", "this link is not valid")
         now = utcnow()
         digest = hash_token(token)
-        outcome: Approved | VerifydError
-        with self._db.write() as conn:
+
+        def work(conn: Connection) -> Approved | VerifydError:
             row = conn.execute(sql.CONFIRM, {"digest": digest, "now": now}).first()
             channel = self._channels.get(row.channel) if row is not None else None
             if row is None or channel is None or channel.confirm_by != "link":
                 v = sql.verifications.c
                 found = conn.execute(select(v.id).where(v.secret_hash == digest)).scalar()
-                outcome = (
+                return (
                     closed_reason(conn, found, now, secret="link")
                     if found is not None
                     else InvalidRequest("token_invalid", "this link is not valid")
                 )
-            else:
-                outcome = approve(conn, row, now)
+            return approve(conn, row, now)
+
+        outcome = await self._db.transact(work)
         if isinstance(outcome, VerifydError):
             raise outcome
         return outcome

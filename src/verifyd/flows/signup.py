@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from verifyd import redirects, views
 from verifyd import statements as sql
@@ -81,8 +81,12 @@ class Signup:
         }
         self._planner = Planner(self._by_identity)
 
-    def create(self, req: SignupRequest) -> dict[str, Any]:
+    async def create(self, req: SignupRequest) -> dict[str, Any]:
         """Create a pending account and its verifications under the active policy.
+
+        Everything that needs no database (parsing, the plan, the policy) happens
+        before the transaction; the transaction itself is handed to the database's
+        writer and the answer comes back once it is durable.
 
         Returns:
             ``{"account": …, "verifications": [...]}`` as rendered for the API.
@@ -107,16 +111,15 @@ class Signup:
         account_id = new_id("acc")
         flags = sorted({f for d in dests.values() for f in d.flags})
         all_sandbox = all(dests[i].sandbox for i in plan.verify_now)
-        issued: list[dict[str, Any]] = []
-        with self._db.write() as conn:
+        subject_hash = self._secrets.hash_subject(req.subject) if req.subject else None
+
+        def work(conn: Connection) -> list[dict[str, Any]]:
             self._limits.hit(conn, "signup_ip", req.ip, all_sandbox, now)
             for identity in plan.verify_now:
                 d = dests[identity]
                 self._limits.hit(conn, "send_destination", d.value, d.sandbox, now)
             taken = self._taken(conn, dests)
             shadow = bool(taken & set(plan.verify_now))
-            if taken:
-                flags.append("identity_taken")
             conn.execute(
                 sql.INSERT_ACCOUNT,
                 dict(
@@ -128,19 +131,21 @@ class Signup:
                     needs_all=plan.needs_all,
                     policy_version=policy.version,
                     arm=arm,
-                    subject_hash=self._secrets.hash_subject(req.subject) if req.subject else None,
+                    subject_hash=subject_hash,
                     locale=req.locale,
                     redirect_url=req.redirect_url,
-                    flags=flags,
+                    flags=[*flags, "identity_taken"] if taken else flags,
                     shadow=shadow,
                     ip=req.ip,
                     created_at=now,
                 ),
             )
-            for identity in plan.verify_now:
-                issued.append(
-                    self._issue(conn, policy, identity, dests[identity], account_id, shadow, now)
-                )
+            return [
+                self._issue(conn, policy, identity, dests[identity], account_id, shadow, now)
+                for identity in plan.verify_now
+            ]
+
+        issued = await self._db.transact(work)
         if any(view["delivery"] == "queued" for view in issued):
             self._wake()
         account = {
@@ -177,14 +182,11 @@ class Signup:
     @staticmethod
     def _taken(conn: Connection, dests: dict[str, Destination]) -> set[str]:
         """Which of the given identities an active account already owns."""
-        identities = sql.identities
-        rows = conn.execute(
-            select(identities.c.kind).where(
-                identities.c.kind.in_(list(dests)),
-                identities.c.value.in_([d.value for d in dests.values()]),
-            )
-        )
-        return {row.kind for row in rows} & set(dests)
+        return {
+            kind
+            for kind, d in dests.items()
+            if conn.execute(sql.TAKEN, {"kind": kind, "value": d.value}).first() is not None
+        }
 
     def _issue(
         self,
