@@ -9,20 +9,31 @@ from fastapi import Depends, Header, Request
 from verifyd.runtime import Runtime
 
 
-# The two below are ``async`` although they never wait: FastAPI runs a plain ``def``
-# dependency in its thread pool, a thread hop per request on the hot path.
-async def runtime(request: Request) -> Runtime:
+def runtime_of(request: Request) -> Runtime:
     """The process's runtime, attached by ``create_app``."""
     rt: Runtime = request.app.state.runtime
     return rt
+
+
+# The two below are ``async`` although they never wait: FastAPI runs a plain ``def``
+# dependency in its thread pool, a thread hop per request. The OTP flow's endpoints
+# skip even these and call ``runtime_of`` and ``address_of`` themselves.
+async def runtime(request: Request) -> Runtime:
+    """The process's runtime (as a dependency)."""
+    return runtime_of(request)
 
 
 RuntimeDep = Annotated[Runtime, Depends(runtime)]
 
 
 async def client_ip(request: Request) -> str:
+    """The caller's address (as a dependency)."""
+    return address_of(request)
+
+
+def address_of(request: Request) -> str:
     """The caller's address; ``X-Forwarded-For`` only from a trusted proxy."""
-    rt: Runtime = request.app.state.runtime
+    rt = runtime_of(request)
     peer = request.client.host if request.client else "unknown"
     if peer in rt.settings.trusted_proxies:
         forwarded = request.headers.get("x-forwarded-for", "")

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from verifyd.api import pages
-from verifyd.api.deps import ClientIp, RuntimeDep
+from verifyd.api.deps import ClientIp, RuntimeDep, address_of, runtime_of
 from verifyd.api.handlers import error_response, problem_response, validation_errors
 from verifyd.errors import VerifydError, problem
 from verifyd.flows.approval import Approved
@@ -54,14 +54,14 @@ def get_policy(rt: RuntimeDep, subject: Annotated[str | None, Query(max_length=2
 @router.post("/accounts", status_code=201, response_model=SignupOut, responses=PROBLEMS)
 async def create_account(
     body: SignupIn,
-    rt: RuntimeDep,
-    ip: ClientIp,
+    request: Request,
     idempotency_key: Annotated[
         str | None, Header(description="Replays the first 201 for 24 h (1-255 characters)")
     ] = None,
 ) -> Any:
     """Create a pending account and send what the active policy needs verified."""
-    req = SignupRequest(**body.model_dump(), ip=ip)
+    rt = runtime_of(request)
+    req = SignupRequest(**body.model_dump(), ip=address_of(request))
     if idempotency_key is None:
         result = await rt.signup.create(req)
         return Response(
@@ -105,9 +105,10 @@ def get_verification(verification_id: str, rt: RuntimeDep) -> Any:
 
 
 @router.post("/verifications/{verification_id}/check", response_model=CheckOut, responses=PROBLEMS)
-async def check(verification_id: str, body: CheckIn, rt: RuntimeDep, ip: ClientIp) -> Any:
+async def check(verification_id: str, body: CheckIn, request: Request) -> Any:
     """Check an SMS code. Each check uses one of the verification's attempts."""
-    result = await rt.codes.check(verification_id, body.code, ip)
+    rt = runtime_of(request)
+    result = await rt.codes.check(verification_id, body.code, address_of(request))
     return _approved(result)
 
 
