@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 RUNTIME := $(VENV)/.installed-runtime
 DEV := $(VENV)/.installed-dev
 
-.PHONY: run test openapi
+.PHONY: run test openapi bench
 
 $(RUNTIME): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ test:
 	$(BIN)/mypy
 	$(BIN)/hadolint Dockerfile
 	$(BIN)/pytest
+
+## Measure verifyd against the floor (reference app) in one run: bench/run.py, whose
+## docstring says what it measures. Options as ARGS, e.g. make bench ARGS="--duration 5".
+bench: $(DEV)
+	$(BIN)/python bench/run.py $(ARGS)
 
 ## Regenerate the committed openapi.yaml from the app.
 openapi: $(RUNTIME)

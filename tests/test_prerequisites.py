@@ -31,7 +31,7 @@ for pkg in "$@"; do
         postgresql) mkdir -p "$VERIFYD_PREREQ_PG_LIBDIR/16/bin"
                     for b in initdb pg_ctl postgres; do
                         touch "$VERIFYD_PREREQ_PG_LIBDIR/16/bin/$b"; done ;;
-        curl|jq) printf '#!/bin/sh\n' > "$VERIFYD_PREREQ_PATH/$pkg"
+        curl|jq|wrk|luajit) printf '#!/bin/sh\n' > "$VERIFYD_PREREQ_PATH/$pkg"
                  chmod +x "$VERIFYD_PREREQ_PATH/$pkg" ;;
     esac
 done
@@ -106,8 +106,8 @@ class Machine:
     def add_everything(self) -> None:
         self.add_postgresql()
         self.add_chromium()
-        self.add_tool("curl")
-        self.add_tool("jq")
+        for tool in ("curl", "jq", "wrk", "luajit"):
+            self.add_tool(tool)
 
     def as_user_without_root(self, *, passwordless_sudo: bool) -> None:
         """`id -u` answers 1000 and `sudo -n` succeeds or asks for a password."""
@@ -162,8 +162,8 @@ def test_postgresql_needs_initdb_pg_ctl_and_postgres(
     machine: Machine, binaries: tuple[str, ...], found: bool
 ) -> None:
     machine.add_chromium()
-    machine.add_tool("curl")
-    machine.add_tool("jq")
+    for tool in ("curl", "jq", "wrk", "luajit"):
+        machine.add_tool(tool)
     machine.add_postgresql("16", binaries)
     # pg_config points at a directory without the server: the versioned directories decide
     machine.add_pg_config(machine.root / "nowhere")
@@ -177,7 +177,8 @@ def test_missing_and_cannot_install_prints_the_one_command_and_runs_nothing(
     machine: Machine,
 ) -> None:
     machine.add_postgresql()
-    machine.add_tool("curl")
+    for tool in ("curl", "wrk", "luajit"):
+        machine.add_tool(tool)
     machine.as_user_without_root(passwordless_sudo=False)
     done = machine.run()
     assert done.returncode == 1
@@ -207,8 +208,8 @@ def test_a_chromium_that_cannot_run_is_missing(machine: Machine) -> None:
 
 
 def test_the_skip_switches_drop_their_package(machine: Machine) -> None:
-    machine.add_tool("curl")
-    machine.add_tool("jq")
+    for tool in ("curl", "jq", "wrk", "luajit"):
+        machine.add_tool(tool)
     machine.env["VERIFYD_PREREQ_CAN_INSTALL"] = "no"
     assert machine.run().returncode == 1
     machine.env["VERIFYD_TEST_SKIP_PG"] = "1"
@@ -226,9 +227,9 @@ def test_missing_and_can_install_runs_apt_get(machine: Machine) -> None:
     assert machine.calls() == [
         "DEBIAN_FRONTEND= update",
         "DEBIAN_FRONTEND=noninteractive install -y --no-install-recommends "
-        "postgresql chromium curl jq",
+        "postgresql chromium curl jq wrk luajit",
     ]
-    assert "make test needs postgresql chromium curl jq" in done.stderr
+    assert "make test needs postgresql chromium curl jq wrk luajit" in done.stderr
     assert "installing them" in done.stderr
     # what apt-get brought is checked again, and found
     assert machine.run().returncode == 0

@@ -1,0 +1,1 @@
+"""The benchmark: ``bench/run.py`` (``make bench``) measures verifyd against the floor."""

@@ -1,0 +1,296 @@
+"""Measure verifyd against the floor, in one run: ``make bench`` or
+
+    .venv/bin/python bench/run.py [--database sqlite|postgresql] [--duration 15]
+        [--warmup 3] [--concurrency 16,64] [--seed 1000000] [--json FILE]
+
+What it measures. The servers run on one core (``taskset -c`` the first CPU this
+process may use), wrk on another, each wrk thread driving one connection
+(``-tC -cC``). For each concurrency C, in this order:
+
+- reference noop: ``bench/reference.py``'s ``POST /noop`` under uvicorn with
+  ``verifyd serve``'s flags (1 worker, no access log, log level info; uvicorn's "auto"
+  loop and HTTP parser, i.e. uvloop and httptools, for every server): the framework's
+  ceiling.
+- reference insert: its ``POST /insert``, an ``async def`` committing one row inline on
+  the event loop through SQLite in WAL mode with ``synchronous=FULL``: the floor for
+  one durable write per request, the strict one (the leanest honest server making one
+  durable write per request: no thread hop), which the targets are measured against.
+- reference insert (def): its ``POST /insert-def``, the same write from a plain
+  ``def`` endpoint, which FastAPI runs in its thread pool: what a typical sync FastAPI
+  app pays for it, the thread hop included (one connection shared under a lock;
+  bench/reference.py says why). The second floor: ratios, no target. The reference
+  cells run on SQLite whatever ``--database`` says.
+- verifyd empty: the shipped command, ``taskset -c CPU .venv/bin/verifyd serve``, on a
+  fresh database (it migrates at start), sandbox on, fixed sandbox code; each wrk
+  connection chains the flow signup (``POST /v1/accounts``) -> check (``POST
+  /v1/verifications/{id}/check``) on numbers no flow of the bench used before.
+- verifyd seeded: the same on a copy of a database pre-seeded with ``--seed`` active
+  accounts (bench/seed.py; seeded once, the time it took printed).
+
+Each cell is a warm-up run (``--warmup`` s, discarded) then the measured run
+(``--duration`` s) against the same server; each server start gets a fresh database.
+verifyd runs as shipped, but with ``VERIFYD_ACCESS_LOG=false``, as the references have
+no access log (the log costs a few percent of a core), and with sandbox limits
+``VERIFYD_SANDBOX_LIMIT_MULTIPLIER=1000000`` times looser than the real ones: every
+signup and check still counts against them (the same writes), but a fast server is
+not throttled (bench/environment.py). ``--database postgresql`` runs the verifyd cells
+on the test suite's throwaway PostgreSQL server (tests/support/postgres.py), unpinned:
+the database shares the two cores with server and wrk; it is made durable (fsync,
+synchronous commit) before anything is measured.
+
+How to read it. Per cell: req/s (every answer wrk counted), flows/s (completed
+signup -> check pairs per second), exact p50/p95/p99 of the signup step, the check step
+and the whole flow (signup sent -> check answered) of completed flows, or of each
+request for the reference; every non-2xx answer and wrk socket error; and the
+server's CPU time (its process and children, /proc) per flow or per reference
+request. On a shared 2-core machine throughput is noisy; CPU ms per flow is not, and
+is the figure to compare between commits. Then the ratios (verifyd flows/s and req/s
+against each floor's req/s, "floor" the strict one and "def-floor" the sync endpoint's;
+flows/s against noop's req/s; seeded against empty) and the targets, each marked PASS
+or FAIL, all against the strict floor: flows/s >= 0.25 x floor req/s at each C, flow
+p99 <= 50 ms at C=16 and <= 150 ms at C=64, seeded flows/s within 10 % of empty, zero
+errors. The exit status is 0 whatever the targets say (this is a measurement); 1 when
+the harness failed (a server did not start, wrk failed), 2 when wrk or taskset is
+missing and cannot be installed (the command to run is printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from importlib import metadata
+from itertools import count
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench import environment, report, seed  # noqa: E402
+from bench.servers import ROOT, HarnessError, Postgres, Server, free_port  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+TOOLS = {"wrk": "wrk", "taskset": "util-linux"}  # command -> Debian package
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description="Measure verifyd against the floor (see the module docstring)."
+    )
+    p.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
+    p.add_argument("--duration", type=int, default=15, help="seconds per measured run")
+    p.add_argument("--warmup", type=int, default=3, help="seconds of discarded warm-up")
+    p.add_argument("--concurrency", default="16,64", help="comma-separated connections")
+    p.add_argument("--seed", type=int, default=1_000_000, help="accounts (0: no seeded cells)")
+    p.add_argument("--json", type=Path, help="also write everything measured here")
+    args = p.parse_args(argv)
+    args.concurrency = [int(c) for c in args.concurrency.split(",") if c.strip()]
+    if not args.concurrency or any(not 1 <= c < seed.MAX_THREADS for c in args.concurrency):
+        p.error(f"--concurrency: each between 1 and {seed.MAX_THREADS - 1}")
+    if args.duration < 1 or args.warmup < 0 or args.seed < 0:
+        p.error("--duration must be >= 1 s, --warmup and --seed >= 0")
+    return args
+
+
+def ensure_tools() -> int | None:
+    """None when wrk and taskset are there (installed now if root can), else exit 2."""
+    missing = [tool for tool in TOOLS if shutil.which(tool) is None]
+    if not missing:
+        return None
+    cmd = ["apt-get", "install", "-y", "--no-install-recommends"]
+    cmd += sorted({TOOLS[t] for t in missing})
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        print(f"bench: installing {', '.join(missing)}: {' '.join(cmd)}", file=sys.stderr)
+        if subprocess.run(cmd, stdin=subprocess.DEVNULL).returncode != 0:
+            subprocess.run(["apt-get", "update"], stdin=subprocess.DEVNULL)
+            subprocess.run(cmd, stdin=subprocess.DEVNULL)
+        if all(shutil.which(tool) for tool in TOOLS):
+            return None
+    print(f"bench: {', '.join(missing)} not found; run as root: {' '.join(cmd)}", file=sys.stderr)
+    return 2
+
+
+def machine() -> str:
+    """Cores, CPU model, versions, commit and database, on a few lines."""
+    cpuinfo = Path("/proc/cpuinfo").read_text()
+    model = next(
+        (ln.split(":", 1)[1].strip() for ln in cpuinfo.splitlines() if ln.startswith("model name")),
+        "?",
+    )
+    versions = ", ".join(f"{d} {metadata.version(d)}" for d in ("uvicorn", "uvloop", "httptools"))
+    git = ["git", "-C", str(ROOT)]
+    commit = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run(
+        [*git, "status", "--porcelain", "--", "src"], capture_output=True, text=True
+    )
+    wrk = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split(" [")[0]
+    return (
+        f"machine: {os.cpu_count()} cores, {model}, {platform.machine()}; Python "
+        f"{platform.python_version()}; {versions}; {wrk.strip()}\n"
+        f"commit: {commit.stdout.strip() or '?'}"
+        f"{' + uncommitted changes in src/' if dirty.stdout.strip() else ''}"
+    )
+
+
+class Bench:
+    """The cells of one bench run, and what they share: CPUs, run numbers, a temp dir."""
+
+    def __init__(self, args: argparse.Namespace, workdir: Path) -> None:
+        self.args, self.workdir = args, workdir
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) < 2:
+            raise HarnessError("needs 2 CPUs: one for the server, one for wrk")
+        self.server_cpu, self.wrk_cpu = cpus[0], cpus[1]
+        self.runs = count()  # every wrk run: its samples directory
+        self.flow_runs = count()  # flow runs only: their phone numbers (seed.flow_prefix)
+        self.cells: list[report.Cell] = []
+        self.notes: list[str] = []  # machine, database, seeding: printed above the table
+
+    def wrk(
+        self, url: str, mode: str, c: int, seconds: int
+    ) -> tuple[report.Samples, dict[str, int]]:
+        run = next(self.runs)
+        prefix = seed.flow_prefix(next(self.flow_runs)) if mode == "flow" else "-"
+        samples_dir = self.workdir / f"samples-{run:02d}"
+        samples_dir.mkdir()
+        cmd = ["taskset", "-c", str(self.wrk_cpu), "wrk", f"-t{c}", f"-c{c}", f"-d{seconds}s"]
+        cmd += ["--timeout", "10s", "-s", str(HERE / "flow.lua"), url, "--", mode]
+        cmd += [environment.CODE]
+        cmd += [prefix, str(samples_dir)]
+        done = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        if done.returncode != 0 or ".lua" in done.stderr:
+            raise HarnessError(f"wrk failed ({done.returncode}): {' '.join(cmd)}\n{done.stderr}")
+        totals = report.parse_wrk(done.stdout)
+        samples = report.read_samples(samples_dir, mode)
+        shutil.rmtree(samples_dir)
+        return samples, totals
+
+    def cell(
+        self, name: str, server: Server, path: str, mode: str, c: int, db: Postgres | None = None
+    ) -> None:
+        url = server.url + path
+        if self.args.warmup:
+            self.wrk(url, mode, c, self.args.warmup)
+        cpu, db_cpu = server.cpu_seconds(), db.cpu_seconds() if db else 0.0
+        samples, totals = self.wrk(url, mode, c, self.args.duration)
+        cpu, db_cpu = server.cpu_seconds() - cpu, (db.cpu_seconds() - db_cpu if db else None)
+        cell = report.make_cell(name, c, samples, totals, cpu, db_cpu)
+        self.cells.append(cell)
+        flows = "" if cell.flows_s is None else f", {cell.flows_s:.1f} flows/s"
+        print(
+            f"  c={c:<3} {name:<{report.NAME}} {cell.req_s:8.1f} req/s{flows}, "
+            f"{cell.error_count} errors, {cell.cpu_ms_per_op:.3f} CPU ms/op",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def reference(self, c: int, cwd: Path) -> None:
+        port = free_port()
+        env = environment.reference(cwd / "reference.db", port)
+        argv = [sys.executable, str(HERE / "reference.py")]
+        probe = ("POST", "/noop")
+        with Server(
+            "reference", argv, cpu=self.server_cpu, env=env, cwd=cwd, port=port, probe=probe
+        ) as s:
+            self.cell("reference noop", s, "/noop", "noop", c)
+            self.cell(report.FLOOR, s, "/insert", "insert", c)
+            self.cell(report.DEF_FLOOR, s, "/insert-def", "insert-def", c)
+
+    def verifyd(self, name: str, c: int, url: str, cwd: Path, db: Postgres | None) -> None:
+        port = free_port()
+        env = environment.verifyd(url, port)
+        argv = [str(Path(sys.executable).parent / "verifyd"), "serve"]
+        probe = ("GET", "/readyz")
+        with Server(name, argv, cpu=self.server_cpu, env=env, cwd=cwd, port=port, probe=probe) as s:
+            self.cell(name, s, "", "flow", c, db)
+
+
+def run(bench: Bench) -> None:
+    """Seed once, then every cell at each concurrency: reference, verifyd empty, seeded."""
+    args, workdir = bench.args, bench.workdir
+    flow_runs = len(args.concurrency) * (2 if args.seed else 1) * (2 if args.warmup else 1)
+    if flow_runs > seed.MAX_RUNS:
+        raise HarnessError(f"at most {seed.MAX_RUNS} flow runs per bench (fewer --concurrency)")
+    pg = Postgres() if args.database == "postgresql" else None
+    with pg if pg is not None else contextlib.nullcontext():
+        bench.notes.append(
+            "database: sqlite, verifyd's own settings, a fresh file per server"
+            if pg is None
+            else f"database: postgresql {pg.version()} on 127.0.0.1, unpinned, fsync and "
+            "synchronous_commit on, a fresh database per server"
+        )
+        seeded: dict[int, str] = {}  # c -> database URL (SQLite: the template file)
+        if args.seed:
+            started = time.monotonic()
+            if pg is None:
+                template = workdir / "seeded.db"
+                seed.migrate(f"sqlite:///{template}")
+                seed.seed(f"sqlite:///{template}", args.seed)
+                seeded = {c: str(template) for c in args.concurrency}
+            else:
+                name, url = pg.create()
+                seed.migrate(url)
+                seed.seed(url, args.seed)
+                seeded = {c: pg.create(template=name)[1] for c in args.concurrency}
+            note = f"seeding: {args.seed:,} accounts in {time.monotonic() - started:.1f} s"
+            bench.notes.append(note)
+            print(f"bench: {note}", file=sys.stderr, flush=True)
+        if pg is not None:
+            pg.make_durable()
+        for c in args.concurrency:
+            cell_dir = workdir / f"c{c}"
+            cell_dir.mkdir()
+            bench.reference(c, cell_dir)
+            empty = f"sqlite:///{cell_dir / 'empty.db'}" if pg is None else pg.create()[1]
+            bench.verifyd("verifyd empty", c, empty, cell_dir, pg)
+            if c in seeded:
+                url = seeded[c]
+                if pg is None:
+                    shutil.copyfile(url, cell_dir / "seeded.db")
+                    url = f"sqlite:///{cell_dir / 'seeded.db'}"
+                bench.verifyd("verifyd seeded", c, url, cell_dir, pg)
+            shutil.rmtree(cell_dir)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    missing = ensure_tools()
+    if missing is not None:
+        return missing
+    workdir = Path(tempfile.mkdtemp(prefix="verifyd-bench-"))
+    try:
+        bench = Bench(args, workdir)
+        bench.notes.append(machine())
+        print(bench.notes[0], file=sys.stderr, flush=True)
+        run(bench)
+    except HarnessError as exc:
+        print(f"bench: harness failed: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    warmup = f"{args.warmup} s warm-up (discarded), then " if args.warmup else "no warm-up, "
+    bench.notes.append(
+        f"runs: {warmup}{args.duration} s measured; servers on CPU {bench.server_cpu}, wrk on "
+        f"CPU {bench.wrk_cpu}, one connection per wrk thread; verifyd's access log off"
+    )
+    print("\n".join(bench.notes) + "\n")
+    print(report.summary(bench.cells))
+    if args.json:
+        doc = {
+            "notes": bench.notes,
+            "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+            "cells": [cell.as_dict() for cell in bench.cells],
+            "ratios": report.ratios(bench.cells),
+            "targets": [{"target": t, "pass": ok} for t, ok in report.targets(bench.cells)],
+        }
+        args.json.write_text(json.dumps(doc, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
