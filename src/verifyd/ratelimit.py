@@ -10,16 +10,20 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from verifyd.errors import RateLimited
 from verifyd.models import RateCounter, table_of
+from verifyd.prepared import Prepared
 
 _table = table_of(RateCounter)
 _UPSERT = {
-    name: dialect.insert(_table)
-    .values(key=bindparam("key"), window_start=bindparam("window_start"), count=1)
-    .on_conflict_do_update(
-        index_elements=[_table.c.key, _table.c.window_start],
-        set_={"count": _table.c.count + 1},
+    name: Prepared(
+        dialect.insert(_table)
+        .values(key=bindparam("key"), window_start=bindparam("window_start"), count=1)
+        .on_conflict_do_update(
+            index_elements=[_table.c.key, _table.c.window_start],
+            set_={"count": _table.c.count + 1},
+        )
+        .returning(_table.c.count),
+        (_table.c.count,),
     )
-    .returning(_table.c.count)
     for name, dialect in (("sqlite", sqlite), ("postgresql", postgresql))
 }
 
@@ -52,7 +56,7 @@ def hit(
     epoch = int(now.timestamp())
     start = epoch - epoch % limit.window
     params = {"key": f"{limit.bucket}:{subject}", "window_start": start}
-    count = conn.execute(_UPSERT[conn.dialect.name], params).scalar_one()
+    (count,) = _UPSERT[conn.dialect.name].one(conn, params)
     if count > limit.limit:
         raise RateLimited(
             code,

@@ -1,7 +1,8 @@
 """Core statements of the hot paths, built once and executed with parameters.
 
 Building a Core statement per call (coercing every literal, computing its cache key)
-costs more CPU than SQLite's own work; these compile once and are reused.
+costs more CPU than SQLite's own work; these compile once and are reused, each
+wrapped in a :class:`~verifyd.prepared.Prepared` that runs it on SQLite's driver.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from verifyd.models import Account, Identity, Message, Verification, table_of
+from verifyd.prepared import Prepared
 
 accounts = table_of(Account)
 verifications = table_of(Verification)
@@ -59,10 +61,10 @@ APPROVING = (
     _a.redirect_url,
     _a.created_at,
 )
-INSERT_ACCOUNT = insert(accounts)
-INSERT_VERIFICATION = insert(verifications)
-INSERT_MESSAGE = insert(messages)
-ATTEMPT = (
+INSERT_ACCOUNT = Prepared(insert(accounts))
+INSERT_VERIFICATION = Prepared(insert(verifications))
+INSERT_MESSAGE = Prepared(insert(messages))
+ATTEMPT = Prepared(
     update(verifications)
     .where(
         _v.id == bindparam("vid"),
@@ -71,9 +73,10 @@ ATTEMPT = (
         _v.expires_at > bindparam("now"),
     )
     .values(attempts=_v.attempts + 1)
-    .returning(*ATTEMPTED)
+    .returning(*ATTEMPTED),
+    ATTEMPTED,
 )
-CONFIRM = (
+CONFIRM = Prepared(
     update(verifications)
     .where(
         _v.secret_hash == bindparam("digest"),
@@ -82,49 +85,58 @@ CONFIRM = (
         _v.shadow.is_(False),
     )
     .values(attempts=_v.attempts + 1)
-    .returning(*ATTEMPTED)
+    .returning(*ATTEMPTED),
+    ATTEMPTED,
 )
-APPROVE = (
+APPROVE = Prepared(
     update(verifications)
     .where(_v.id == bindparam("vid"), _v.status == "pending")
     .values(status="approved", approved_at=bindparam("now"))
-    .returning(*SHOWN)
+    .returning(*SHOWN),
+    SHOWN,
 )
-SET_STATUS = (
+SET_STATUS = Prepared(
     update(verifications)
     .where(_v.id == bindparam("vid"), _v.status == "pending")
     .values(status=bindparam("status"))
 )
 #: An approved verification whose identity another account claimed first.
-CANCEL = update(verifications).where(_v.id == bindparam("vid")).values(status="canceled")
+CANCEL = Prepared(update(verifications).where(_v.id == bindparam("vid")).values(status="canceled"))
 VERIFIED_AT = {
-    "phone": update(accounts)
-    .where(_a.id == bindparam("aid"))
-    .values(phone_verified_at=bindparam("now"))
-    .returning(*APPROVING),
-    "email": update(accounts)
-    .where(_a.id == bindparam("aid"))
-    .values(email_verified_at=bindparam("now"))
-    .returning(*APPROVING),
-}
-UNVERIFY = {
-    identity: update(accounts)
-    .where(_a.id == bindparam("aid"))
-    .values({f"{identity}_verified_at": None})
+    identity: Prepared(
+        update(accounts)
+        .where(_a.id == bindparam("aid"))
+        .values({f"{identity}_verified_at": bindparam("now")})
+        .returning(*APPROVING),
+        APPROVING,
+    )
     for identity in ("phone", "email")
 }
-ACTIVATE = (
+UNVERIFY = {
+    identity: Prepared(
+        update(accounts).where(_a.id == bindparam("aid")).values({f"{identity}_verified_at": None})
+    )
+    for identity in ("phone", "email")
+}
+ACTIVATE = Prepared(
     update(accounts)
     .where(_a.id == bindparam("aid"))
     .values(status="active", activated_at=bindparam("now"))
 )
 CLAIM_IDENTITY = {
-    name: dialect.insert(identities)
-    .on_conflict_do_nothing(index_elements=["kind", "value"])
-    .returning(identities.c.id)
+    name: Prepared(
+        dialect.insert(identities)
+        .on_conflict_do_nothing(index_elements=["kind", "value"])
+        .returning(identities.c.id),
+        (identities.c.id,),
+    )
     for name, dialect in (("sqlite", sqlite), ("postgresql", postgresql))
 }
 _i = identities.c
 #: Whether an active account owns this identity (one index probe).
-TAKEN = select(_i.id).where(_i.kind == bindparam("kind"), _i.value == bindparam("value"))
-STATUS_OF = select(_v.status, _v.expires_at).where(_v.id == bindparam("vid"))
+TAKEN = Prepared(
+    select(_i.id).where(_i.kind == bindparam("kind"), _i.value == bindparam("value")), (_i.id,)
+)
+STATUS_OF = Prepared(
+    select(_v.status, _v.expires_at).where(_v.id == bindparam("vid")), (_v.status, _v.expires_at)
+)

@@ -35,14 +35,14 @@ def approve(conn: Connection, row: Row[Any], now: datetime) -> Approved | Verify
         The approved verification and its account, or an error for the caller to
         raise after the transaction commits.
     """
-    approved = conn.execute(sql.APPROVE, {"vid": row.id, "now": now}).first()
+    approved = sql.APPROVE.first(conn, {"vid": row.id, "now": now})
     if approved is None:
         return Conflict(
             "verification_closed",
             "this verification is already closed",
             extra={"verification_status": "approved"},
         )
-    account = conn.execute(sql.VERIFIED_AT[row.identity], {"aid": row.account_id, "now": now}).one()
+    account = sql.VERIFIED_AT[row.identity].one(conn, {"aid": row.account_id, "now": now})
     verified = {
         "phone": account.phone_verified_at is not None,
         "email": account.email_verified_at is not None,
@@ -61,17 +61,17 @@ def approve(conn: Connection, row: Row[Any], now: datetime) -> Approved | Verify
                 "account_id": account.id,
                 "created_at": now,
             }
-            if conn.execute(claim, params).first() is None:
+            if claim.first(conn, params) is None:
                 # Another account activated with this identity first: this one never
                 # will, and must not count the identity as verified either.
-                conn.execute(sql.CANCEL, {"vid": row.id})
-                conn.execute(sql.UNVERIFY[row.identity], {"aid": account.id})
+                sql.CANCEL.execute(conn, {"vid": row.id})
+                sql.UNVERIFY[row.identity].execute(conn, {"aid": account.id})
                 return Conflict(
                     "verification_closed",
                     "this verification was canceled",
                     extra={"verification_status": "canceled"},
                 )
-        conn.execute(sql.ACTIVATE, {"aid": account.id, "now": now})
+        sql.ACTIVATE.execute(conn, {"aid": account.id, "now": now})
         view["status"] = "active"
     return Approved(views.verification(approved, now), view, account.redirect_url)
 
@@ -89,12 +89,12 @@ def closed_reason(
         now: The flow's clock.
         secret: What the user holds, for the message: ``code`` or ``link``.
     """
-    row = conn.execute(sql.STATUS_OF, {"vid": verification_id}).first()
+    row = sql.STATUS_OF.first(conn, {"vid": verification_id})
     if row is None:
         return NotFound("verification_not_found", "no verification with this id")
     status = row.status
     if status == "pending" and row.expires_at <= now:
-        conn.execute(sql.SET_STATUS, {"vid": verification_id, "status": "expired"})
+        sql.SET_STATUS.execute(conn, {"vid": verification_id, "status": "expired"})
         status = "expired"
     if status == "expired":
         return Gone("code_expired", f"the {secret} has expired; ask for a new one")

@@ -76,7 +76,7 @@ class Codes:
         now = utcnow()
 
         def work(conn: Connection) -> Approved | VerifydError:
-            row = conn.execute(sql.ATTEMPT, {"vid": verification_id, "now": now}).first()
+            row = sql.ATTEMPT.first(conn, {"vid": verification_id, "now": now})
             if row is None:
                 return closed_reason(conn, verification_id, now)
             channel = self._channels.get(row.channel)
@@ -98,7 +98,7 @@ class Codes:
                 return approve(conn, row, now)
             left = row.max_checks - row.attempts
             if left <= 0:
-                conn.execute(sql.SET_STATUS, {"vid": row.id, "status": "locked"})
+                sql.SET_STATUS.execute(conn, {"vid": row.id, "status": "locked"})
             return CodeIncorrect(
                 "code_incorrect",
                 "the code is not correct" + ("; no attempts left" if left <= 0 else ""),

@@ -43,7 +43,7 @@ class Links:
         digest = hash_token(token)
 
         def work(conn: Connection) -> Approved | VerifydError:
-            row = conn.execute(sql.CONFIRM, {"digest": digest, "now": now}).first()
+            row = sql.CONFIRM.first(conn, {"digest": digest, "now": now})
             channel = self._channels.get(row.channel) if row is not None else None
             if row is None or channel is None or channel.confirm_by != "link":
                 v = sql.verifications.c

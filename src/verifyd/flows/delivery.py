@@ -62,8 +62,8 @@ class Delivery:
             return "sent"
         # Nothing is sent for an identity an active account owns (``suppressed``); the
         # row keeps the statement count, and so the timing, of a real signup.
-        conn.execute(
-            sql.INSERT_MESSAGE,
+        sql.INSERT_MESSAGE.execute(
+            conn,
             dict(
                 id=new_id("msg"),
                 verification_id=ref.id,

@@ -120,8 +120,8 @@ class Signup:
                 self._limits.hit(conn, "send_destination", d.value, d.sandbox, now)
             taken = self._taken(conn, dests)
             shadow = bool(taken & set(plan.verify_now))
-            conn.execute(
-                sql.INSERT_ACCOUNT,
+            sql.INSERT_ACCOUNT.execute(
+                conn,
                 dict(
                     id=account_id,
                     status="pending",
@@ -185,7 +185,7 @@ class Signup:
         return {
             kind
             for kind, d in dests.items()
-            if conn.execute(sql.TAKEN, {"kind": kind, "value": d.value}).first() is not None
+            if sql.TAKEN.first(conn, {"kind": kind, "value": d.value}) is not None
         }
 
     def _issue(
@@ -232,6 +232,6 @@ class Signup:
             "resend_available_at": now + timedelta(seconds=terms.resend_cooldown_seconds),
             "created_at": now,
         }
-        conn.execute(sql.INSERT_VERIFICATION, values)
+        sql.INSERT_VERIFICATION.execute(conn, values)
         values["delivery"] = self._delivery.hand_off(conn, channel, ref, shadow, now)
         return views.verification(views.Values(values), now)

@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, ClassVar
 
 from verifyd.models import SandboxMessage, table_of
+from verifyd.prepared import Prepared
 from verifyd.providers.base import MessageKind, OutgoingMessage, Provider
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
 
-_insert = table_of(SandboxMessage).insert()
+_insert = Prepared(table_of(SandboxMessage).insert())
 
 
 class SandboxProvider(Provider):
@@ -26,8 +27,8 @@ class SandboxProvider(Provider):
 
     def send_in_transaction(self, conn: Connection, message: OutgoingMessage) -> None:
         purpose = message.purpose
-        conn.execute(
-            _insert,
+        _insert.execute(
+            conn,
             dict(
                 id=message.id,
                 to=message.to,
