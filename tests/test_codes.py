@@ -6,6 +6,7 @@ import base64
 import hashlib
 import re
 import string
+import time
 from collections import Counter
 
 import pytest
@@ -107,4 +108,17 @@ def test_new_id_is_prefixed_and_unguessable() -> None:
         prefix, _, rest = value.partition("_")
         assert prefix == "ver"
         assert URLSAFE.match(rest)
-        assert len(rest) * 6 >= 96  # >= 96 random bits in url-safe base64
+        stamp, random_part = rest[:12], rest[12:]
+        assert abs(int(stamp, 16) / 1000 - time.time()) < 60  # the creation time
+        assert len(random_part) * 6 >= 96  # >= 96 random bits in url-safe base64
+    assert len({value[16:] for value in ids}) == 2_000  # no two share their random part
+
+
+def test_ids_sort_by_creation() -> None:
+    # Time first, in hex: a later id sorts after an earlier one, byte by byte (how
+    # SQLite and PostgreSQL's C collation compare), so new rows stay together in
+    # every index on an id.
+    earlier = new_id("acc")
+    time.sleep(0.002)
+    later = new_id("acc")
+    assert earlier.encode() < later.encode()

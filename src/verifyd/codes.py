@@ -15,13 +15,21 @@ import hashlib
 import hmac
 import re
 import secrets
+import time
 
 import pyotp
 
 
 def new_id(prefix: str) -> str:
-    """An opaque, unguessable id (128 random bits), e.g. ``acc_…``."""
-    return f"{prefix}_{secrets.token_urlsafe(16)}"
+    """An opaque, unguessable id, e.g. ``acc_…``: a time prefix, then 96 random bits.
+
+    The prefix is the creation time in milliseconds as 12 hex digits, so ids sort by
+    creation (hex keeps its order in bytes): a new row lands beside the last ones in
+    each primary-key and foreign-key index instead of on a random page of a large
+    table. With a million accounts that kept a signup's commit to a few dirty pages.
+    The 96 random bits are what makes an id unguessable.
+    """
+    return f"{prefix}_{time.time_ns() // 1_000_000:012x}{secrets.token_urlsafe(12)}"
 
 
 _ID = re.compile(r"^[a-z]{3}_[A-Za-z0-9_-]{1,64}$")
