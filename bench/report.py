@@ -24,7 +24,9 @@ FLOOR = "reference insert"
 DEF_FLOOR = "reference insert (def)"
 #: verifyd flows/s must reach this share of the (strict) floor's req/s.
 FLOOR_SHARE = 0.25
-#: Seeded flows/s within this fraction of empty flows/s.
+#: Seeded flows/s may fall at most this fraction below empty flows/s. One-sided: a
+#: million rows must not slow the flow; a seeded run that happens to be faster (the
+#: machine's noise between two 15 s runs is larger than 10 %) is not a miss.
 SEEDED_TOLERANCE = 0.10
 #: wrk's socket errors (its "status" count is the non-2xx the samples already have).
 SOCKET_ERRORS = ("connect", "read", "write", "timeout")
@@ -224,9 +226,9 @@ def targets(cells: list[Cell]) -> list[tuple[str, bool]]:
             ratio = seeded.flows_s / empty.flows_s
             out.append(
                 (
-                    f"c={c}: seeded flows/s {seeded.flows_s:.0f} within "
-                    f"{SEEDED_TOLERANCE:.0%} of empty {empty.flows_s:.0f} (x{ratio:.3f})",
-                    abs(ratio - 1) <= SEEDED_TOLERANCE,
+                    f"c={c}: seeded flows/s {seeded.flows_s:.0f} at most "
+                    f"{SEEDED_TOLERANCE:.0%} below empty {empty.flows_s:.0f} (x{ratio:.3f})",
+                    ratio >= 1 - SEEDED_TOLERANCE,
                 )
             )
     total = sum(cell.error_count for cell in cells)
