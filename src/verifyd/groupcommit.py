@@ -80,6 +80,13 @@ class GroupCommit:
         if thread is not None:
             self._queue.put(None)
             thread.join()
+            if self.commits:
+                log.info(
+                    "group commit: %d transactions in %d commits (%.1f per commit)",
+                    self.transactions,
+                    self.commits,
+                    self.transactions / self.commits,
+                )
 
     def _start(self) -> None:
         if self._thread is not None:
