@@ -137,6 +137,42 @@ _i = identities.c
 TAKEN = Prepared(
     select(_i.id).where(_i.kind == bindparam("kind"), _i.value == bindparam("value")), (_i.id,)
 )
+#: A verification as a resend decides on it (locked against a concurrent resend).
+RESENDING = (
+    _v.id,
+    _v.channel,
+    _v.destination,
+    _v.sandbox,
+    _v.shadow,
+    _v.status,
+    _v.generation,
+    _v.attempts,
+    _v.max_checks,
+    _v.code_length,
+    _v.expires_at,
+    _v.resend_available_at,
+)
+TO_RESEND = Prepared(
+    select(*RESENDING).where(_v.id == bindparam("vid")).with_for_update(), RESENDING
+)
+#: A resend's new secret and terms; the old secret stops working with it.
+RESEND = Prepared(
+    update(verifications)
+    .where(_v.id == bindparam("vid"))
+    .values(
+        status="pending",
+        generation=bindparam("generation"),
+        secret_hash=bindparam("secret_hash"),
+        resends=_v.resends + 1,
+        expires_at=bindparam("expires_at"),
+        resend_available_at=bindparam("resend_available_at"),
+        delivery=bindparam("delivery"),
+    )
+    .returning(*SHOWN),
+    SHOWN,
+)
+#: The verification a link's token belongs to, whatever its state.
+BY_SECRET = Prepared(select(_v.id).where(_v.secret_hash == bindparam("digest")), (_v.id,))
 STATUS_OF = Prepared(
     select(_v.status, _v.expires_at).where(_v.id == bindparam("vid")), (_v.status, _v.expires_at)
 )

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection
 
 from verifyd import statements as sql
 from verifyd import views
@@ -122,13 +122,10 @@ class Codes:
         if not well_formed(verification_id):
             raise NotFound("verification_not_found", "no verification with this id")
         now = utcnow()
-        v = sql.verifications.c
         policy = self._policies.current()  # not inside the writer's transaction
 
         def work(conn: Connection) -> tuple[dict[str, Any], str]:
-            row = conn.execute(
-                select(sql.verifications).where(v.id == verification_id).with_for_update()
-            ).first()
+            row = sql.TO_RESEND.first(conn, {"vid": verification_id})
             if row is None:
                 raise NotFound("verification_not_found", "no verification with this id")
             status = row.status
@@ -161,20 +158,17 @@ class Codes:
                 channel.hash(ref.id, secrets.token_hex(32)) if row.shadow else channel.issue(ref)
             )
             immediate = self._delivery.immediate(channel, row.sandbox)
-            fresh = conn.execute(
-                update(sql.verifications)
-                .where(v.id == row.id)
-                .values(
-                    status="pending",
-                    generation=ref.generation,
-                    secret_hash=secret_hash,
-                    resends=v.resends + 1,
-                    expires_at=ref.expires_at,
-                    resend_available_at=now + timedelta(seconds=terms.resend_cooldown_seconds),
-                    delivery="sent" if immediate or row.shadow else "queued",
-                )
-                .returning(*sql.verifications.c)
-            ).one()
+            fresh = sql.RESEND.one(
+                conn,
+                {
+                    "vid": row.id,
+                    "generation": ref.generation,
+                    "secret_hash": secret_hash,
+                    "expires_at": ref.expires_at,
+                    "resend_available_at": now + timedelta(seconds=terms.resend_cooldown_seconds),
+                    "delivery": "sent" if immediate or row.shadow else "queued",
+                },
+            )
             delivery = self._delivery.hand_off(conn, channel, ref, row.shadow, now)
             view = views.verification(fresh, now)
             view["delivery"] = delivery

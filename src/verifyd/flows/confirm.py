@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from verifyd import statements as sql
 from verifyd.channels.base import Channel
@@ -46,8 +46,8 @@ class Links:
             row = sql.CONFIRM.first(conn, {"digest": digest, "now": now})
             channel = self._channels.get(row.channel) if row is not None else None
             if row is None or channel is None or channel.confirm_by != "link":
-                v = sql.verifications.c
-                found = conn.execute(select(v.id).where(v.secret_hash == digest)).scalar()
+                by_secret = sql.BY_SECRET.first(conn, {"digest": digest})
+                found = by_secret.id if by_secret is not None else None
                 return (
                     closed_reason(conn, found, now, secret="link")
                     if found is not None
