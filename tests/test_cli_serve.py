@@ -106,7 +106,7 @@ def test_a_bad_configuration_or_address_fails_before_the_banner(tmp_path: Path) 
     busy_port = str(busy.getsockname()[1])
     in_use = f"cannot listen on 127.0.0.1:{busy_port}: the address is already in use"
     port = str(free_port())
-    unknown = {"VERIFYD_SMS_PROVIDER": "smtp", "VERIFYD_EMAIL_PROVIDER": "smtp"}
+    unknown = {"VERIFYD_SMS_PROVIDER": "mailjet", "VERIFYD_EMAIL_PROVIDER": "mailjet"}
     cases: list[tuple[str, dict[str, str], list[str], list[str]]] = [
         # (what, environment, arguments, each line stderr must have, in order)
         (
@@ -119,19 +119,19 @@ def test_a_bad_configuration_or_address_fails_before_the_banner(tmp_path: Path) 
             "production, both providers unknown",
             _production(migrated, **unknown),
             ["--port", port],
-            ["no provider named 'smtp'"],
+            ["no provider named 'mailjet'"],
         ),
         (
             "production, every problem at once",
             _production(behind, **unknown),
             ["--host", "127.0.0.1", "--port", busy_port],
-            ["no provider named 'smtp'", in_use, "behind its migrations; run `verifyd migrate`"],
+            ["no provider named 'mailjet'", in_use, "behind its migrations; run `verifyd migrate`"],
         ),
         (
             "development, an unknown provider",
-            {**cli_env(f"sqlite:///{fresh}"), "VERIFYD_SMS_PROVIDER": "smtp"},
+            {**cli_env(f"sqlite:///{fresh}"), "VERIFYD_SMS_PROVIDER": "mailjet"},
             ["--port", port],
-            ["no provider named 'smtp'"],
+            ["no provider named 'mailjet'"],
         ),
         (
             "development, the port is taken",

@@ -226,7 +226,7 @@ def test_a_channel_selected_for_the_wrong_identity_is_refused(tmp_path: Path) ->
 @pytest.mark.parametrize(
     ("setting", "value"),
     [
-        ("sms_provider", "smtp"),
+        ("sms_provider", "mailjet"),
         ("email_provider", "mailgun"),
         ("phone_channel", "fax"),
         ("email_channel", "pigeon"),

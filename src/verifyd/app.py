@@ -80,13 +80,19 @@ def create_app(settings: Settings, *, registry: Registry | None = None) -> FastA
         # flow's p99 at c=16 from about 60 ms to about 20 ms (bench/).
         gc.collect()
         gc.freeze()
-        task = asyncio.create_task(rt.dispatcher.run(), name="verifyd-outbox")
+        # ``VERIFYD_DISPATCHER=off``: a separate ``verifyd worker`` delivers instead.
+        task = (
+            asyncio.create_task(rt.dispatcher.run(), name="verifyd-outbox")
+            if settings.dispatcher == "inprocess"
+            else None
+        )
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             for provider in rt.providers.values():
                 await provider.aclose()
             rt.db.dispose()

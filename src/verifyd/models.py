@@ -129,10 +129,13 @@ class Identity(Base):
 
 
 class Message(Base):
-    """The outbox: ``queued -> sent | dead``, written in the transaction that needs it.
+    """The outbox, written in the transaction that needs it.
 
-    The body is rendered at delivery time from the verification and its generation,
-    so no code or token is ever stored in clear.
+    ``queued -> sent -> delivered | undelivered``, or ``queued -> dead`` when every
+    provider of the chain failed, ``canceled`` when its code died before it went out,
+    ``suppressed`` for a shadow signup (nothing is ever sent). The body is rendered at
+    delivery time from the verification and its generation, so no code or token is
+    ever stored in clear.
     """
 
     __tablename__ = "messages"
@@ -141,16 +144,29 @@ class Message(Base):
     verification_id: Mapped[str | None] = mapped_column(ForeignKey("verifications.id"))
     generation: Mapped[int] = mapped_column(Integer, default=0)
     kind: Mapped[str] = mapped_column(String(8))  # sms | email
+    #: The provider trying it now; once sent, the one that delivered it.
     provider: Mapped[str] = mapped_column(String(64))
     to: Mapped[str] = mapped_column(String(320))
     status: Mapped[str] = mapped_column(String(16), default="queued")
+    #: Tries on the current provider (a failover starts it again at 0).
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime]
     last_error: Mapped[str | None] = mapped_column(Text)
+    #: The provider's own error code (Twilio's ``21211``, an SMTP reply code).
+    error_code: Mapped[str | None] = mapped_column(String(32))
+    #: The provider's id for the message (Twilio's ``SM…`` SID), for its receipts.
+    provider_message_id: Mapped[str | None] = mapped_column(String(64))
+    #: Token of the worker holding the message until ``next_attempt_at``.
+    lease: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
+    delivered_at: Mapped[datetime | None]
 
-    __table_args__ = (Index("ix_messages_status_next", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_messages_status_next", "status", "next_attempt_at"),
+        Index("ix_messages_provider_message_id", "provider", "provider_message_id"),
+        Index("ix_messages_verification_id", "verification_id"),
+    )
 
 
 class SandboxMessage(Base):

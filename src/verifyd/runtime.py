@@ -21,6 +21,7 @@ from verifyd.outbox import Dispatcher
 from verifyd.policystore import PolicyStore
 from verifyd.providers.base import Provider
 from verifyd.registry import Registry, RegistryError
+from verifyd.retry import Backoff
 from verifyd.settings import ConfigurationError, Settings
 
 
@@ -47,20 +48,33 @@ class Runtime:
 def _providers(
     settings: Settings, registry: Registry, channels: dict[str, Channel]
 ) -> dict[str, Provider]:
-    wanted = {"sms": settings.sms_provider, "email": settings.email_provider}
-    providers: dict[str, Provider] = {}
-    for kind, name in wanted.items():
+    chains = {"sms": settings.sms_provider, "email": settings.email_provider}
+    classes: dict[str, type[Provider]] = {}
+    problems: list[str] = []
+    for kind, chain in chains.items():
         setting = f"VERIFYD_{kind.upper()}_PROVIDER"
-        try:
-            cls = registry.provider(name)
-        except RegistryError as exc:
-            raise RegistryError(f"{exc} ({setting})") from None
-        if kind not in cls.kinds:
-            carried = ", ".join(sorted(cls.kinds))
-            raise ConfigurationError(f"provider {name!r} carries {carried}, not {kind} ({setting})")
-        if settings.production and cls.development_only:
-            raise ConfigurationError(f"provider {name!r} is refused in production mode ({setting})")
-        providers.setdefault(name, cls(settings))
+        for name in chain:
+            try:
+                cls = registry.provider(name)
+            except RegistryError as exc:
+                raise RegistryError(f"{exc} ({setting})") from None
+            if kind not in cls.kinds:
+                carried = ", ".join(sorted(cls.kinds))
+                raise ConfigurationError(
+                    f"provider {name!r} carries {carried}, not {kind} ({setting})"
+                )
+            if settings.production and cls.development_only:
+                raise ConfigurationError(
+                    f"provider {name!r} is refused in production mode ({setting})"
+                )
+            if name not in classes:
+                classes[name] = cls
+                problems.extend(f"provider {name!r}: {p}" for p in cls.check_settings(settings))
+    if problems:
+        raise ConfigurationError("; ".join(problems))
+    # Building a provider opens nothing (clients are opened on the first send), so the
+    # instances ``verifyd serve``'s pre-check builds and drops cost nothing.
+    providers = {name: cls(settings) for name, cls in classes.items()}
     if settings.sandbox_on:
         providers.setdefault(SANDBOX_PROVIDER, registry.provider(SANDBOX_PROVIDER)(settings))
     return providers
@@ -124,7 +138,15 @@ def build_runtime(settings: Settings, registry: Registry | None = None) -> Runti
     channels, providers = plugins.channels, plugins.providers
     db = Database(settings.database_url)
     policies = PolicyStore(db, settings)
-    dispatcher = Dispatcher(db, channels, providers, interval=settings.dispatch_interval_seconds)
+    dispatcher = Dispatcher(
+        db,
+        channels,
+        providers,
+        chains={"sms": settings.sms_provider, "email": settings.email_provider},
+        backoff=Backoff.from_settings(settings),
+        lease=settings.delivery_lease_seconds,
+        interval=settings.dispatch_interval_seconds,
+    )
     limits = Limits(settings)
     delivery = Delivery(settings, providers)
     wake = dispatcher.wake

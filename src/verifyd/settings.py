@@ -55,8 +55,47 @@ class Settings(BaseSettings):
 
     phone_channel: str = "sms"
     email_channel: str = "email"
-    sms_provider: str = "console"
-    email_provider: str = "console"
+    #: Providers in order of preference: ``twilio,webhook`` fails over to ``webhook``.
+    sms_provider: CommaList = Field(default_factory=lambda: ["console"])
+    email_provider: CommaList = Field(default_factory=lambda: ["console"])
+    #: ``inprocess``: ``verifyd serve`` delivers; ``off``: a ``verifyd worker`` does.
+    dispatcher: Literal["inprocess", "off"] = "inprocess"
+    #: Tries per provider before a message fails over to the next one (or dies).
+    delivery_max_attempts: int = Field(default=6, ge=1, le=50)
+    #: Full-jitter exponential backoff: a retry waits up to base * 2**(attempt-1), capped.
+    delivery_backoff_base_seconds: float = Field(default=2.0, gt=0)
+    delivery_backoff_cap_seconds: float = Field(default=300.0, gt=0)
+    #: How long a worker holds a claimed message; longer than any provider call.
+    delivery_lease_seconds: float = Field(default=60.0, gt=0)
+
+    #: The name messages and pages sign with.
+    app_name: str = "verifyd"
+    #: A folder of Jinja2 templates that override the shipped ones, file by file.
+    template_dir: Path | None = None
+
+    smtp_host: str | None = None
+    smtp_port: int | None = Field(default=None, ge=1, le=65535)
+    smtp_tls: Literal["none", "starttls", "tls"] = "starttls"
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    #: ``noreply@example.com`` or ``Example <noreply@example.com>``.
+    smtp_from: str | None = None
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0)
+    #: Extra CA certificates (PEM) to trust for the SMTP server's TLS, beside the system's.
+    smtp_ca_file: Path | None = None
+
+    twilio_account_sid: str | None = None
+    twilio_auth_token: SecretStr | None = None
+    twilio_from: str | None = None
+    twilio_messaging_service_sid: str | None = None
+    #: The API root; the provider appends ``/2010-04-01/Accounts/{sid}/Messages.json``.
+    twilio_base_url: str = "https://api.twilio.com"
+    twilio_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    webhook_url: str | None = None
+    #: Standard Webhooks secret, ``whsec_<base64>``.
+    webhook_secret: SecretStr | None = None
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
 
     # Policy defaults: what a PUT that omits a knob gets, and the first policy version.
     policy_mode: Literal["phone", "email", "either", "both", "split"] = "phone"
@@ -89,6 +128,8 @@ class Settings(BaseSettings):
     trusted_proxies: CommaList = Field(default_factory=list)
 
     @field_validator(
+        "sms_provider",
+        "email_provider",
         "sandbox_patterns",
         "redirect_allowlist",
         "blocked_number_types",
@@ -111,6 +152,11 @@ class Settings(BaseSettings):
     def _resolve(self) -> Settings:
         if self.sandbox is None:
             self.sandbox = self.env == "development"
+        for setting, chain in (("SMS", self.sms_provider), ("EMAIL", self.email_provider)):
+            if not chain:
+                raise ValueError(f"VERIFYD_{setting}_PROVIDER names no provider")
+            if len(set(chain)) != len(chain):
+                raise ValueError(f"VERIFYD_{setting}_PROVIDER names a provider twice")
         self.public_base_url = self.public_base_url.rstrip("/")
         if self.sandbox_fixed_code is not None and not (
             self.sandbox_fixed_code.isdigit()
@@ -141,9 +187,10 @@ class Settings(BaseSettings):
         problems = []
         if self.sandbox_on:
             problems.append("VERIFYD_SANDBOX must be off")
-        if "console" in (self.sms_provider, self.email_provider):
+        chosen = {*self.sms_provider, *self.email_provider}
+        if "console" in chosen:
             problems.append("the console provider is for development only")
-        if "sandbox" in (self.sms_provider, self.email_provider):
+        if "sandbox" in chosen:
             # It keeps codes in clear: for sandbox destinations, in sandbox mode, only.
             problems.append("the sandbox provider is for sandbox destinations only")
         key = self.secret_key.get_secret_value() if self.secret_key else ""

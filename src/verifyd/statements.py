@@ -151,9 +151,14 @@ RESENDING = (
     _v.code_length,
     _v.expires_at,
     _v.resend_available_at,
+    _a.locale,
 )
 TO_RESEND = Prepared(
-    select(*RESENDING).where(_v.id == bindparam("vid")).with_for_update(), RESENDING
+    select(*RESENDING)
+    .join_from(verifications, accounts, _a.id == _v.account_id)
+    .where(_v.id == bindparam("vid"))
+    .with_for_update(of=verifications),
+    RESENDING,
 )
 #: A resend's new secret and terms; the old secret stops working with it.
 RESEND = Prepared(

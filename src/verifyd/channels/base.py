@@ -24,6 +24,8 @@ class VerificationRef:
     sandbox: bool
     expires_at: datetime
     code_length: int | None = None
+    #: The signup's locale (its ``locale``, else its ``Accept-Language``); ``None`` = English.
+    locale: str | None = None
 
 
 @dataclass(frozen=True)

@@ -153,6 +153,7 @@ class Codes:
                 sandbox=row.sandbox,
                 expires_at=now + timedelta(seconds=terms.ttl_seconds),
                 code_length=row.code_length,
+                locale=row.locale,
             )
             secret_hash = (
                 channel.hash(ref.id, secrets.token_hex(32)) if row.shadow else channel.issue(ref)

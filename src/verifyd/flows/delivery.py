@@ -32,12 +32,11 @@ class Delivery:
         """The provider that carries this channel's messages to this kind of destination."""
         if sandbox:
             return self._providers[SANDBOX_PROVIDER]
-        name = (
-            self._settings.sms_provider
-            if channel.message_kind == "sms"
-            else self._settings.email_provider
-        )
-        return self._providers[name]
+        return self._providers[self.chain(channel.message_kind)[0]]
+
+    def chain(self, kind: str) -> list[str]:
+        """The providers, in order of preference, that carry this kind of message."""
+        return self._settings.sms_provider if kind == "sms" else self._settings.email_provider
 
     def immediate(self, channel: Channel, sandbox: bool) -> bool:
         """Whether the message is delivered inside the flow's transaction."""

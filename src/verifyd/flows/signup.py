@@ -141,7 +141,7 @@ class Signup:
                 ),
             )
             return [
-                self._issue(conn, policy, identity, dests[identity], account_id, shadow, now)
+                self._issue(conn, policy, identity, dests[identity], account_id, shadow, req, now)
                 for identity in plan.verify_now
             ]
 
@@ -196,6 +196,7 @@ class Signup:
         dest: Destination,
         account_id: str,
         shadow: bool,
+        req: SignupRequest,
         now: datetime,
     ) -> dict[str, Any]:
         channel = self._by_identity[identity]
@@ -207,6 +208,7 @@ class Signup:
             sandbox=dest.sandbox,
             expires_at=now + timedelta(seconds=terms.ttl_seconds),
             code_length=terms.code_length,
+            locale=req.locale,
         )
         # A shadow verification stores the hash of a secret nobody knows.
         secret_hash = channel.hash(ref.id, secrets.token_hex(32)) if shadow else channel.issue(ref)

@@ -15,9 +15,10 @@ class ConsoleProvider(Provider):
     kinds: ClassVar[frozenset[MessageKind]] = frozenset({"sms", "email"})
     development_only = True
 
-    async def send(self, message: OutgoingMessage) -> None:
+    async def send(self, message: OutgoingMessage) -> str | None:
         subject = f" | {message.subject}" if message.subject else ""
         sys.stdout.write(
             f"[verifyd console {message.kind}] to {message.to}{subject}\n{message.body}\n\n"
         )
         sys.stdout.flush()
+        return None

@@ -41,5 +41,5 @@ class SandboxProvider(Provider):
             ),
         )
 
-    async def send(self, message: OutgoingMessage) -> None:
+    async def send(self, message: OutgoingMessage) -> str | None:
         raise NotImplementedError("the sandbox provider delivers inside the transaction")
