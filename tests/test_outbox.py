@@ -15,7 +15,6 @@ from sqlalchemy import select, update
 from support.api import runtime, set_policy, signup
 from verifyd.app import create_app
 from verifyd.models import Message, table_of, utcnow
-from verifyd.outbox import MAX_ATTEMPTS
 from verifyd.providers.base import DeliveryError, MessageKind, OutgoingMessage, Provider
 from verifyd.registry import Registry
 from verifyd.settings import Settings
@@ -41,7 +40,7 @@ class Flaky(Provider):
         type(self).sent.append(message)
 
 
-Start = Callable[[], TestClient]
+Start = Callable[..., TestClient]
 
 
 @pytest.fixture
@@ -57,10 +56,10 @@ def start(make_settings: Callable[..., Settings], gateway: type[Flaky]) -> Itera
     registry = Registry(
         channels=installed.channels, providers={**installed.providers, "flaky": gateway}
     )
-    settings = make_settings(sms_provider="flaky", email_provider="flaky")
     clients: list[TestClient] = []
 
-    def start_app() -> TestClient:
+    def start_app(**overrides: Any) -> TestClient:
+        settings = make_settings(sms_provider="flaky", email_provider="flaky", **overrides)
         client = TestClient(create_app(settings, registry=registry), raise_server_exceptions=False)
         client.__enter__()
         clients.append(client)
@@ -170,25 +169,25 @@ def test_a_real_email_is_queued_then_printed_by_the_console_provider(
     assert account["status"] == "active"
 
 
-def test_a_failing_provider_is_retried_with_growing_backoff(
+def test_a_failing_provider_is_retried_within_its_jittered_backoff_window(
     start: Start, gateway: type[Flaky]
 ) -> None:
-    client = start()
+    # A 20 s first window: the retry is scheduled, not due while the test looks.
+    client = start(delivery_backoff_base_seconds=20)
     (ver,) = signup(client, phone=REAL_PHONES[0])["verifications"]
     assert ver["delivery"] == "queued"
 
     first = _wait_row(client, ver["id"], lambda row: row.attempts == 1)
     assert first.status == "queued" and "503" in first.last_error
-    first_delay = _seconds_until(first.next_attempt_at)
-    assert first_delay > 0.5, "a failure is not retried at once"
+    assert 0 <= _seconds_until(first.next_attempt_at) <= 20, "full jitter within the window"
     assert _delivery(client, ver["id"]) == "queued"
-    time.sleep(0.3)  # the dispatcher polls every 50 ms, but this message is not due
+    time.sleep(0.3)  # the dispatcher polls every 50 ms, but this message is not due yet
     assert _row(client, ver["id"]).attempts == 1
 
-    # The dispatcher comes back for it by itself once the backoff has passed.
-    second = _wait_row(client, ver["id"], lambda row: row.attempts == 2, first_delay + 5)
+    _make_due(client)
+    second = _wait_row(client, ver["id"], lambda row: row.attempts == 2)
     assert second.status == "queued" and second.last_error
-    assert _seconds_until(second.next_attempt_at) > first_delay, "the backoff grows"
+    assert 0 <= _seconds_until(second.next_attempt_at) <= 40, "the window doubles"
 
     gateway.down = False
     _make_due(client)
@@ -198,6 +197,17 @@ def test_a_failing_provider_is_retried_with_growing_backoff(
     (message,) = gateway.sent
     assert message.to == "+14155552671" and message.code
     _check(client, ver["id"], message.code)
+
+
+def test_the_first_retry_comes_by_itself_within_a_few_seconds(
+    start: Start, gateway: type[Flaky]
+) -> None:
+    client = start()  # the default backoff: the first retry within 2 s
+    (ver,) = signup(client, phone=REAL_PHONES[0])["verifications"]
+    _wait_row(client, ver["id"], lambda row: row.attempts == 1)
+    gateway.down = False
+    _wait("the retry", lambda: _delivery(client, ver["id"]) == "sent", timeout=5)
+    assert _row(client, ver["id"]).attempts == 1
 
 
 def test_a_non_retryable_failure_is_dead_and_the_delivery_failed(
@@ -217,14 +227,14 @@ def test_a_non_retryable_failure_is_dead_and_the_delivery_failed(
 def test_retryable_failures_end_dead_after_the_last_attempt(
     start: Start, gateway: type[Flaky]
 ) -> None:
-    client = start()
+    client = start(delivery_max_attempts=4)
     (ver,) = signup(client, phone=REAL_PHONES[0])["verifications"]
-    for attempt in range(1, MAX_ATTEMPTS):
+    for attempt in range(1, 4):
         _wait(f"attempt {attempt}", lambda n=attempt: _row(client, ver["id"]).attempts == n)
         assert _row(client, ver["id"]).status == "queued"
         _make_due(client)
     _wait("the last attempt", lambda: _row(client, ver["id"]).status == "dead")
-    assert _row(client, ver["id"]).attempts == MAX_ATTEMPTS
+    assert _row(client, ver["id"]).attempts == 4
     assert _delivery(client, ver["id"]) == "failed"
 
 

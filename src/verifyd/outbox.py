@@ -1,33 +1,54 @@
-"""Deliver queued messages: claim, render, send, retry with backoff, dead-letter."""
+"""Deliver queued messages: claim under a lease, render, send, retry, fail over, dead-letter.
+
+One message's life (``messages.status``)::
+
+    queued --send ok--> sent --receipt--> delivered | undelivered
+      |  \\--retryable failure--> queued (attempts + 1, later: backoff, Retry-After)
+      |  \\--permanent failure or attempts spent--> queued on the chain's next provider
+      |                                            or dead when none is left
+      \\--its code expired, was approved or was superseded--> canceled (never sent)
+
+Delivery is at least once. Every worker claims a message by writing a lease (a
+random token and an expiry in ``next_attempt_at``) before it calls the provider, so
+two workers never hold one message at once; on PostgreSQL the claim also skips rows
+another worker has locked (``FOR UPDATE SKIP LOCKED``). The one gap: a provider
+accepts the message and the process dies before it records that; the lease then
+expires and the message goes out again, with the same message id, which the providers
+that take an idempotency key receive as one (``webhook-id``, ``Message-ID``).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 
 from verifyd import ratelimit
 from verifyd.channels.base import Channel, VerificationRef
 from verifyd.db import Database
-from verifyd.models import Message, Verification, table_of, utcnow
+from verifyd.models import Account, Message, Verification, table_of, utcnow
 from verifyd.providers.base import DeliveryError, Provider
+from verifyd.retry import Backoff
 
 log = logging.getLogger("verifyd.outbox")
 
 _messages = table_of(Message)
 _verifications = table_of(Verification)
+_accounts = table_of(Account)
+_m, _v = _messages.c, _verifications.c
 
 T = TypeVar("T")
 
-MAX_ATTEMPTS = 8
-LEASE = timedelta(seconds=60)
 #: Seconds between deletions of expired rate-limit windows.
 PURGE_EVERY = 300.0
+#: Messages one claim takes at most.
+BATCH = 20
 
 
 async def _in_thread(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -44,18 +65,40 @@ async def _in_thread(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         raise
 
 
-def backoff(attempts: int) -> timedelta:
-    """Delay before the next try: 2, 4, 8 … seconds, capped at 10 minutes."""
-    return timedelta(seconds=min(600, 2**attempts))
+#: What rendering and sending one message needs: the message, its verification, the locale.
+_LOAD = (
+    select(
+        _m.id,
+        _m.generation,
+        _m.kind,
+        _m.provider,
+        _m.attempts,
+        _m.created_at,
+        _v.id.label("vid"),
+        _v.channel,
+        _v.destination,
+        _v.generation.label("vgen"),
+        _v.sandbox,
+        _v.expires_at,
+        _v.code_length,
+        _v.status.label("vstatus"),
+        _accounts.c.locale,
+    )
+    .join_from(_messages, _verifications, _v.id == _m.verification_id)
+    .outerjoin(_accounts, _accounts.c.id == _v.account_id)
+)
 
 
 class Dispatcher:
-    """Drives the outbox. Safe with many workers: each message is claimed by a lease.
+    """Drives the outbox; many at once (processes, replicas) are safe.
 
     Args:
         db: The database.
         channels: Channel instances by name (they render messages).
         providers: Provider instances by name.
+        chains: Per message kind, the provider names in order of preference.
+        backoff: When a failed try is repeated, and how many tries a provider gets.
+        lease: How long a claim holds a message (longer than any provider call).
         interval: Seconds between polls when nobody wakes it.
     """
 
@@ -64,12 +107,18 @@ class Dispatcher:
         db: Database,
         channels: dict[str, Channel],
         providers: dict[str, Provider],
+        chains: dict[str, list[str]],
+        backoff: Backoff,
         *,
+        lease: float = 60.0,
         interval: float = 0.5,
     ) -> None:
         self.db = db
         self.channels = channels
         self.providers = providers
+        self.chains = chains
+        self.backoff = backoff
+        self.lease = timedelta(seconds=lease)
         self.interval = interval
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -101,72 +150,39 @@ class Dispatcher:
                 pass
             self._wake.clear()
 
+    async def run_once(self) -> int:
+        """Deliver every message due now; returns how many were handled."""
+        lease = secrets.token_hex(8)
+        ids = await _in_thread(self._claim, utcnow(), lease)
+        await asyncio.gather(*(self._deliver(message_id, lease) for message_id in ids))
+        return len(ids)
+
     def _purge(self) -> None:
         with self.db.write() as conn:
             ratelimit.purge(conn, utcnow())
 
-    def _claim(self, now: datetime, limit: int = 20) -> list[str]:
-        m = _messages.c
+    def _claim(self, now: datetime, lease: str) -> list[str]:
         # Look on a reader first: most polls find nothing, and on SQLite a write
         # transaction would queue behind (and hold up) the API's one writer.
         with self.db.read() as conn:
-            due = (
-                conn.execute(
-                    select(m.id)
-                    .where(m.status == "queued", m.next_attempt_at <= now)
-                    .order_by(m.next_attempt_at)
-                    .limit(limit)
-                )
-                .scalars()
-                .all()
-            )
-        if not due:
-            return []
+            if conn.execute(_due(now).limit(1)).first() is None:
+                return []
+        due = _due(now).limit(BATCH).with_for_update(skip_locked=True)
         with self.db.write() as conn:
-            claimed = []
-            for message_id in due:
-                got = conn.execute(
-                    update(_messages)
-                    .where(m.id == message_id, m.status == "queued", m.next_attempt_at <= now)
-                    .values(next_attempt_at=now + LEASE)
-                    .returning(m.id)
-                ).first()
-                if got is not None:
-                    claimed.append(message_id)
-        return claimed
+            claimed = conn.execute(
+                update(_messages)
+                .where(_m.id.in_(due.scalar_subquery()), _m.status == "queued")
+                .values(lease=lease, next_attempt_at=now + self.lease)
+                .returning(_m.id)
+            )
+            return list(claimed.scalars())
 
-    async def run_once(self) -> int:
-        """Deliver every message due now; returns how many were handled."""
-        ids = await _in_thread(self._claim, utcnow())
-        for message_id in ids:
-            await self._deliver(message_id)
-        return len(ids)
-
-    async def _deliver(self, message_id: str) -> None:
-        m, v = _messages.c, _verifications.c
-        with self.db.read() as conn:
-            row = conn.execute(
-                select(
-                    m.id,
-                    m.generation,
-                    m.provider,
-                    m.attempts,
-                    m.created_at,
-                    v.id.label("vid"),
-                    v.channel,
-                    v.destination,
-                    v.generation.label("vgen"),
-                    v.sandbox,
-                    v.expires_at,
-                    v.code_length,
-                    v.status.label("vstatus"),
-                )
-                .join(_verifications, v.id == m.verification_id)
-                .where(m.id == message_id)
-            ).one()
+    async def _deliver(self, message_id: str, lease: str) -> None:
+        row = await _in_thread(self._load, message_id)
         now = utcnow()
         if row.vstatus != "pending" or row.vgen != row.generation or row.expires_at <= now:
-            await _in_thread(self._finish, message_id, "canceled", None)
+            # The code died before it went out: sending it would only confuse.
+            await _in_thread(self._settle, message_id, lease, {"status": "canceled"})
             return
         channel = self.channels[row.channel]
         ref = VerificationRef(
@@ -176,59 +192,106 @@ class Dispatcher:
             sandbox=row.sandbox,
             expires_at=row.expires_at,
             code_length=row.code_length,
+            locale=row.locale,
         )
         message = channel.render(ref, row.id, row.created_at)
-        provider = self.providers[row.provider]
+        provider = self.providers.get(row.provider)
         try:
-            await provider.send(message)
-        except Exception as exc:  # any provider failure is retried or dead-lettered
-            retryable = not isinstance(exc, DeliveryError) or exc.retryable
-            attempts = row.attempts + 1
-            dead = not retryable or attempts >= MAX_ATTEMPTS
-            log.warning(
-                "delivery of %s via %s failed (attempt %d%s): %s",
-                message_id,
-                row.provider,
-                attempts,
-                ", dead" if dead else "",
-                type(exc).__name__,
-            )
-            await _in_thread(
-                self._finish,
-                message_id,
-                "dead" if dead else "queued",
-                row.vid,
-                error=str(exc)[:500],
-                attempts=attempts,
-            )
+            if provider is None:
+                raise DeliveryError(f"provider {row.provider!r} is not configured", retryable=False)
+            provider_id = await provider.send(message)
+        except Exception as exc:  # any provider failure is retried, failed over or dead
+            await _in_thread(self._failed, row, lease, exc)
             return
-        await _in_thread(self._finish, message_id, "sent", row.vid)
+        log.info("message %s sent via %s", message_id, row.provider)
+        await _in_thread(
+            self._settle,
+            message_id,
+            lease,
+            {
+                "status": "sent",
+                "sent_at": utcnow(),
+                "provider_message_id": provider_id,
+                "error_code": None,
+            },
+            verification=(row.vid, "sent"),
+        )
 
-    def _finish(
+    def _load(self, message_id: str) -> Any:
+        with self.db.read() as conn:
+            return conn.execute(_LOAD.where(_m.id == message_id)).one()
+
+    def _failed(self, row: Any, lease: str, exc: Exception) -> None:
+        """Record a failed try: again later, on the next provider, or dead."""
+        error = exc if isinstance(exc, DeliveryError) else DeliveryError(type(exc).__name__)
+        attempts = row.attempts + 1
+        values: dict[str, Any] = {
+            "last_error": str(error)[:500],
+            "error_code": error.code,
+            "attempts": attempts,
+        }
+        if error.retryable and attempts < self.backoff.max_attempts:
+            delay = self.backoff.delay(attempts, error.retry_after)
+            values["next_attempt_at"] = utcnow() + timedelta(seconds=delay)
+            verdict = f"retry in {delay:.1f} s"
+            verification = None
+        else:
+            chain = self.chains.get(row.kind, [])
+            later = chain[chain.index(row.provider) + 1 :] if row.provider in chain else []
+            if later:
+                values.update(provider=later[0], attempts=0, next_attempt_at=utcnow())
+                verdict = f"failing over to {later[0]}"
+                verification = None
+            else:
+                values["status"] = "dead"
+                verdict = "dead"
+                verification = (row.vid, "failed")
+        log.warning(
+            "delivery of %s via %s failed (attempt %d%s): %s; %s",
+            row.id,
+            row.provider,
+            attempts,
+            "" if error.retryable else ", permanent",
+            error,
+            verdict,
+        )
+        self._settle(row.id, lease, values, verification=verification)
+
+    def _settle(
         self,
         message_id: str,
-        status: str,
-        verification_id: str | None,
+        lease: str,
+        values: dict[str, Any],
         *,
-        error: str | None = None,
-        attempts: int = 0,
+        verification: tuple[str, str] | None = None,
     ) -> None:
-        m, v = _messages.c, _verifications.c
-        now = utcnow()
-        values: dict[str, object] = {"status": status}
-        if status == "sent":
-            values["sent_at"] = now
-        elif status in ("queued", "dead"):
-            values.update(
-                attempts=attempts, last_error=error, next_attempt_at=now + backoff(attempts)
-            )
+        """Write a try's outcome, if this worker still holds the message's lease."""
         with self.db.write() as conn:
             generation = conn.execute(
-                update(_messages).where(m.id == message_id).values(values).returning(m.generation)
-            ).scalar_one()
-            if verification_id is not None and status in ("sent", "dead"):
-                conn.execute(
-                    update(_verifications)
-                    .where(v.id == verification_id, v.generation == generation)
-                    .values(delivery="sent" if status == "sent" else "failed")
-                )
+                update(_messages)
+                .where(_m.id == message_id, _m.lease == lease)
+                .values(lease=None, **values)
+                .returning(_m.generation)
+            ).scalar()
+            if generation is None:
+                log.warning("message %s: lease lost before its outcome was recorded", message_id)
+                return
+            if verification is not None:
+                _set_delivery(conn, *verification, generation)
+
+
+def _due(now: datetime) -> Any:
+    return (
+        select(_m.id)
+        .where(_m.status == "queued", _m.next_attempt_at <= now)
+        .order_by(_m.next_attempt_at)
+    )
+
+
+def _set_delivery(conn: Connection, verification_id: str, state: str, generation: int) -> None:
+    """The verification's ``delivery``, when the message carried its current code."""
+    conn.execute(
+        update(_verifications)
+        .where(_v.id == verification_id, _v.generation == generation)
+        .values(delivery=state)
+    )
