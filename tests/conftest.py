@@ -12,10 +12,12 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from support.outbox import Flaky, Start
 from support.postgres import PostgresServer
 from verifyd import migrate
 from verifyd.app import create_app
 from verifyd.db import Database
+from verifyd.registry import Registry
 from verifyd.settings import Settings
 
 TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
@@ -138,3 +140,39 @@ def make_client() -> Iterator[Callable[[Settings], TestClient]]:
 def client(settings: Settings, make_client: Callable[[Settings], TestClient]) -> TestClient:
     """The app on the default test settings."""
     return make_client(settings)
+
+
+@pytest.fixture
+def flaky() -> type[Flaky]:
+    """A fresh ``Flaky`` provider class per test (its switches and inbox are class state)."""
+    return type("Flaky", (Flaky,), {"sent": [], "down": True, "fatal": False})
+
+
+@pytest.fixture
+def backup() -> type[Flaky]:
+    """A second, healthy provider ``backup``, for failover."""
+    return type("Backup", (Flaky,), {"name": "backup", "sent": [], "down": False, "fatal": False})
+
+
+@pytest.fixture
+def start(
+    make_settings: Callable[..., Settings], flaky: type[Flaky], backup: type[Flaky]
+) -> Iterator[Start]:
+    """Start apps whose SMS and email go through ``flaky`` (settings overridable)."""
+    installed = Registry.from_entry_points()
+    providers = {**installed.providers, "flaky": flaky, "backup": backup}
+    registry = Registry(channels=installed.channels, providers=providers)
+    clients: list[TestClient] = []
+
+    def start_app(**overrides: Any) -> TestClient:
+        values = {"sms_provider": "flaky", "email_provider": "flaky", **overrides}
+        client = TestClient(
+            create_app(make_settings(**values), registry=registry), raise_server_exceptions=False
+        )
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield start_app
+    for client in clients:
+        client.__exit__(None, None, None)
