@@ -14,6 +14,7 @@ from verifyd.flows.confirm import Links
 from verifyd.flows.delivery import SANDBOX_PROVIDER, Delivery
 from verifyd.flows.limits import Limits
 from verifyd.flows.lookup import Lookup
+from verifyd.flows.messages import Messages
 from verifyd.flows.sandbox import SandboxInbox
 from verifyd.flows.signup import Signup
 from verifyd.idempotency import IdempotencyStore
@@ -41,6 +42,7 @@ class Runtime:
     lookup: Lookup
     sandbox: SandboxInbox
     dispatcher: Dispatcher
+    messages: Messages
     admin_keys: AdminKeys
     idempotency: IdempotencyStore
 
@@ -138,11 +140,12 @@ def build_runtime(settings: Settings, registry: Registry | None = None) -> Runti
     channels, providers = plugins.channels, plugins.providers
     db = Database(settings.database_url)
     policies = PolicyStore(db, settings)
+    chains = {"sms": settings.sms_provider, "email": settings.email_provider}
     dispatcher = Dispatcher(
         db,
         channels,
         providers,
-        chains={"sms": settings.sms_provider, "email": settings.email_provider},
+        chains=chains,
         backoff=Backoff.from_settings(settings),
         lease=settings.delivery_lease_seconds,
         interval=settings.dispatch_interval_seconds,
@@ -165,6 +168,7 @@ def build_runtime(settings: Settings, registry: Registry | None = None) -> Runti
         lookup=Lookup(db),
         sandbox=SandboxInbox(db, Destinations(settings)),
         dispatcher=dispatcher,
+        messages=Messages(db, chains, wake=wake),
         admin_keys=AdminKeys(db),
         idempotency=IdempotencyStore(db),
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 
 def _no_nul(value: str) -> str:
@@ -216,3 +216,51 @@ class Problem(BaseModel):
 class Health(BaseModel):
     status: str
     checks: dict[str, str] = Field(default_factory=dict)
+
+
+class MessageOut(BaseModel):
+    """One outbox message as operators see it (the destination masked)."""
+
+    id: str
+    verification_id: str | None
+    kind: Literal["sms", "email"]
+    provider: str = Field(description="The provider trying it now; once sent, the one that did.")
+    to: str
+    status: Literal["queued", "sent", "delivered", "undelivered", "dead", "canceled", "suppressed"]
+    attempts: int = Field(description="Tries on the current provider.")
+    last_error: str | None
+    error_code: str | None = Field(description="The provider's own code (Twilio's, SMTP's).")
+    provider_message_id: str | None
+    created_at: datetime
+    next_attempt_at: datetime
+    sent_at: datetime | None
+    delivered_at: datetime | None
+
+
+class MessagesOut(BaseModel):
+    """``GET /v1/admin/messages``: a page, newest first."""
+
+    messages: list[MessageOut]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page.")
+
+
+class RedriveIn(Strict):
+    """``POST /v1/admin/messages/redrive``: some messages by id, or every dead one."""
+
+    ids: list[Text] | None = Field(default=None, min_length=1, max_length=1000)
+    all: StrictBool = Field(default=False, description="Redrive every dead message.")
+
+
+class RedriveSkip(BaseModel):
+    id: str
+    reason: str = Field(
+        description="`not_found`, `not_dead`, `superseded`, `verification_expired`, "
+        "`verification_approved`, `verification_locked`, `verification_canceled`."
+    )
+
+
+class RedriveOut(BaseModel):
+    """What a redrive queued again, and what it left, with why."""
+
+    redriven: list[str]
+    skipped: list[RedriveSkip]

@@ -1,15 +1,24 @@
-"""Admin endpoints behind a bearer API key: the policy, its history."""
+"""Admin endpoints behind a bearer API key: the policy, its history, the outbox."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 
 from verifyd.api.deps import AdminActor, RuntimeDep
+from verifyd.errors import InvalidRequest
 from verifyd.policy import changes
 from verifyd.policystore import from_request
-from verifyd.schemas import PolicyHistoryOut, PolicyIn, PolicyOut, Problem
+from verifyd.schemas import (
+    MessagesOut,
+    PolicyHistoryOut,
+    PolicyIn,
+    PolicyOut,
+    Problem,
+    RedriveIn,
+    RedriveOut,
+)
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
@@ -43,3 +52,29 @@ def policy_history(rt: RuntimeDep, _actor: AdminActor) -> Any:
         for doc, older in zip(docs, [*docs[1:], None], strict=True)
     ]
     return {"versions": versions[:500]}
+
+
+@router.get("/messages", response_model=MessagesOut, responses=PROBLEMS)
+def list_messages(
+    rt: RuntimeDep,
+    _actor: AdminActor,
+    status: str = Query("dead", description="A message state, or `all`."),
+    limit: int = Query(50, description="Page size, 1–200."),
+    cursor: str | None = Query(None, max_length=64),
+) -> Any:
+    """Outbox messages, newest first, destinations masked: by default the dead letters."""
+    page, next_cursor = rt.messages.page(
+        None if status == "all" else status, limit=limit, before=cursor
+    )
+    return {"messages": page, "next_cursor": next_cursor}
+
+
+@router.post("/messages/redrive", response_model=RedriveOut, responses=PROBLEMS)
+def redrive_messages(body: RedriveIn, rt: RuntimeDep, actor: AdminActor) -> Any:
+    """Queue dead messages again on their chain's first provider; each skip says why."""
+    if (body.ids is None) == (not body.all):
+        raise InvalidRequest.field(
+            "invalid_request", "ids", "give either ids or all: true, not both and not neither"
+        )
+    result = rt.messages.redrive(None if body.all else body.ids, actor)
+    return {"redriven": result.redriven, "skipped": result.skipped}
