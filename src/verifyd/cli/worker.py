@@ -1,0 +1,103 @@
+"""``verifyd worker``: deliver the outbox in a process of its own."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from typing import TYPE_CHECKING, Any
+
+from verifyd import migrate
+from verifyd.db import Database
+from verifyd.settings import Settings
+
+if TYPE_CHECKING:
+    from verifyd.runtime import Runtime
+
+log = logging.getLogger("verifyd.worker")
+
+
+def worker(settings: Settings, args: argparse.Namespace) -> int:
+    """Run the dispatcher until SIGTERM or SIGINT (or, with ``--once``, until nothing is due).
+
+    Settings and plugins are checked first, as ``serve`` does; development applies
+    pending migrations, production refuses to start while they are behind.
+
+    Returns:
+        The exit status: 2 when the worker cannot start.
+    """
+    from verifyd.runtime import build_runtime
+
+    db = Database(settings.database_url)
+    try:
+        if settings.production:
+            if not migrate.is_current(db.writer):
+                print(
+                    "verifyd: the database is behind its migrations; run `verifyd migrate` first",
+                    file=sys.stderr,
+                )
+                return 2
+        else:
+            migrate.upgrade(db)
+    finally:
+        db.dispose()
+    rt = build_runtime(settings)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    chains = (
+        f"sms via {','.join(settings.sms_provider)}, email via {','.join(settings.email_provider)}"
+    )
+    print(
+        f"verifyd worker {settings.env} ({chains}; database {rt.db.describe()})",
+        file=sys.stderr,
+    )
+    try:
+        asyncio.run(_run(rt, once=args.once))
+    finally:
+        rt.db.dispose()
+    return 0
+
+
+async def _run(rt: Runtime, *, once: bool) -> None:
+    try:
+        if once:
+            while await rt.dispatcher.run_once():
+                pass
+            return
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        task = asyncio.create_task(rt.dispatcher.run(), name="verifyd-outbox")
+        await stop.wait()
+        log.info("stopping: finishing the deliveries in flight")
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    finally:
+        for provider in rt.providers.values():
+            await provider.aclose()
+
+
+def add_parsers(sub: Any) -> None:
+    """Add ``worker`` to the top-level subcommands."""
+    p = sub.add_parser(
+        "worker",
+        help="deliver queued messages in a process of its own",
+        description=(
+            "Run the outbox dispatcher without the HTTP API: it claims due messages, sends "
+            "them through the configured providers, retries, fails over and dead-letters. "
+            "Run any number of workers against one PostgreSQL database; each message is "
+            "claimed under a lease, so none is delivered twice by two workers. Set "
+            "VERIFYD_DISPATCHER=off on the API servers when workers deliver. Stops on "
+            "SIGTERM or SIGINT after the deliveries in flight."
+        ),
+    )
+    p.add_argument(
+        "--once",
+        action="store_true",
+        help="deliver what is due now, then exit (for cron jobs and scripts)",
+    )
+    p.set_defaults(func=worker)
