@@ -21,6 +21,8 @@ from verifyd.runtime import Runtime, build_runtime
 from verifyd.settings import Settings
 
 access_log = logging.getLogger("verifyd.access")
+#: Seconds a stopping server gives the deliveries in flight before abandoning them.
+SHUTDOWN_GRACE = 10.0
 
 
 class AccessLog:
@@ -90,9 +92,13 @@ def create_app(settings: Settings, *, registry: Registry | None = None) -> FastA
             yield
         finally:
             if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                # Let the sends in flight record their outcome (see Dispatcher.stop).
+                rt.dispatcher.stop()
+                finished, _pending = await asyncio.wait([task], timeout=SHUTDOWN_GRACE)
+                if not finished:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             for provider in rt.providers.values():
                 await provider.aclose()
             rt.db.dispose()

@@ -123,6 +123,7 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._next_purge = 0.0
+        self._stopping = False
 
     def wake(self) -> None:
         """Ask for a poll now (callable from any thread)."""
@@ -130,12 +131,22 @@ class Dispatcher:
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(self._wake.set)
 
+    def stop(self) -> None:
+        """Finish the batch in flight, then return from ``run`` (callable from any thread).
+
+        A cancelled ``run`` abandons its sends mid-call: a provider may have accepted a
+        message whose outcome is never recorded, and it goes out again once the lease
+        lapses. Stopping this way records every outcome first.
+        """
+        self._stopping = True
+        self.wake()
+
     async def run(self) -> None:
-        """Poll until cancelled."""
+        """Poll until cancelled or stopped."""
         self._loop = asyncio.get_running_loop()
-        while True:
+        while not self._stopping:
             try:
-                while await self.run_once():
+                while not self._stopping and await self.run_once():
                     pass
                 if time.monotonic() >= self._next_purge:
                     await _in_thread(self._purge)

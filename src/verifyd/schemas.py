@@ -85,7 +85,7 @@ class VerificationOut(BaseModel):
     expires_at: datetime
     attempts_left: int
     resend_available_at: datetime
-    delivery: Literal["queued", "sent", "failed"]
+    delivery: Literal["queued", "sent", "delivered", "failed"]
 
 
 class SignupOut(BaseModel):

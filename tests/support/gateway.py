@@ -95,7 +95,12 @@ class Gateway:
 
             do_GET = do_POST = do_PUT = do_DELETE = _serve
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        class _Server(ThreadingHTTPServer):
+            # The default backlog of 5 resets connections when a dispatcher sends a
+            # batch at once; a real gateway's is far longer.
+            request_queue_size = 128
+
+        self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="test-gateway", daemon=True

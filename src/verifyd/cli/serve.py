@@ -104,6 +104,7 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
         db.dispose()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)  # /readyz asks it on every probe
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # its lines print whole URLs
     print(
         f"verifyd {settings.env} on http://{address} "
         f"(sandbox {'on' if settings.sandbox_on else 'off'}, database {db.describe()})",

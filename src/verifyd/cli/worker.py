@@ -46,6 +46,7 @@ def worker(settings: Settings, args: argparse.Namespace) -> int:
         db.dispose()
     rt = build_runtime(settings)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # its lines print whole URLs
     chains = (
         f"sms via {','.join(settings.sms_provider)}, email via {','.join(settings.email_provider)}"
     )
@@ -73,9 +74,14 @@ async def _run(rt: Runtime, *, once: bool) -> None:
         task = asyncio.create_task(rt.dispatcher.run(), name="verifyd-outbox")
         await stop.wait()
         log.info("stopping: finishing the deliveries in flight")
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        rt.dispatcher.stop()
+        # A provider call is bounded by its timeout and the claim by its lease: past
+        # that, give up (the lease lapses and another worker sends what was left).
+        done, _ = await asyncio.wait([task], timeout=rt.settings.delivery_lease_seconds)
+        if not done:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
     finally:
         for provider in rt.providers.values():
             await provider.aclose()
