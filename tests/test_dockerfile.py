@@ -26,6 +26,8 @@ from pathlib import Path
 import pytest
 
 from support.net import free_port, get
+from support.smtpd import SmtpServer
+from support.twilio_gateway import TwilioGateway
 from verifyd import cli
 from verifyd.settings import Settings
 
@@ -198,48 +200,32 @@ def test_build_context_holds_what_the_wheel_needs(instructions: list[Instruction
 
 # --- running the CMD ------------------------------------------------------------------------
 
-PROVIDER_MODULE = '''
-"""A third-party provider, as an operator would install one: writes to a file."""
-from __future__ import annotations
 
-from pathlib import Path
-from typing import ClassVar
-
-from verifyd.providers.base import MessageKind, OutgoingMessage, Provider
-
-SENT = Path(__file__).with_name("sent.txt")
-
-
-class FileProvider(Provider):
-    name = "file-outbox"
-    kinds: ClassVar[frozenset[MessageKind]] = frozenset({"sms", "email"})
-
-    async def send(self, message: OutgoingMessage) -> None:
-        with SENT.open("a") as fh:
-            fh.write(f"{message.kind} {message.to}\\n")
-'''
-
-
-def _third_party_provider(site: Path) -> dict[str, str]:
-    """Install a provider distribution on ``PYTHONPATH`` (a ``.dist-info`` with entry points).
-
-    Production refuses the ``console`` and ``sandbox`` providers, and no real SMS or email
-    provider ships yet; a plugin registered exactly as a third party registers one lets
-    the CMD run in production mode, which is what the image runs.
-    """
-    site.mkdir()
-    (site / "file_outbox.py").write_text(PROVIDER_MODULE)
-    info = site / "file_outbox-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: file-outbox\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text(
-        "[verifyd.providers]\nfile-outbox = file_outbox:FileProvider\n"
-    )
-    return {
-        "PYTHONPATH": str(site),
-        "VERIFYD_SMS_PROVIDER": "file-outbox",
-        "VERIFYD_EMAIL_PROVIDER": "file-outbox",
-    }
+@pytest.fixture
+def relays(tmp_path: Path) -> Iterator[tuple[TwilioGateway, SmtpServer, dict[str, str]]]:
+    """A Twilio-compatible gateway and an SMTP relay (STARTTLS, AUTH) on loopback, and
+    the settings an operator passes to reach them: production runs with what ships."""
+    smtp = SmtpServer("starttls", credentials=("verifyd", "relay-password"))
+    with TwilioGateway() as twilio, smtp:
+        yield (
+            twilio,
+            smtp,
+            {
+                "VERIFYD_SMS_PROVIDER": "twilio",
+                "VERIFYD_TWILIO_ACCOUNT_SID": twilio.account_sid,
+                "VERIFYD_TWILIO_AUTH_TOKEN": twilio.auth_token,
+                "VERIFYD_TWILIO_FROM": "+15005550006",
+                "VERIFYD_TWILIO_BASE_URL": twilio.url,
+                "VERIFYD_EMAIL_PROVIDER": "smtp",
+                "VERIFYD_SMTP_HOST": "127.0.0.1",
+                "VERIFYD_SMTP_PORT": str(smtp.port),
+                "VERIFYD_SMTP_TLS": "starttls",
+                "VERIFYD_SMTP_USERNAME": "verifyd",
+                "VERIFYD_SMTP_PASSWORD": "relay-password",
+                "VERIFYD_SMTP_FROM": "Example <noreply@example.com>",
+                "VERIFYD_SMTP_CA_FILE": str(smtp.certificates.write_ca(tmp_path / "ca.pem")),
+            },
+        )
 
 
 @dataclass
@@ -254,7 +240,11 @@ class Container:
 
 
 @pytest.fixture
-def container(instructions: list[Instruction], tmp_path: Path) -> Iterator[Container]:
+def container(
+    instructions: list[Instruction],
+    tmp_path: Path,
+    relays: tuple[TwilioGateway, SmtpServer, dict[str, str]],
+) -> Iterator[Container]:
     """Run the CMD in a temporary working directory: the Dockerfile's ENV, plus what an
     operator passes with ``docker run -e`` (secret, providers, a writable database), on
     127.0.0.1 and a free port instead of 0.0.0.0:8000."""
@@ -272,7 +262,8 @@ def container(instructions: list[Instruction], tmp_path: Path) -> Iterator[Conta
         "VERIFYD_SECRET_KEY": SECRET,
         "VERIFYD_SANDBOX": "0",
         "VERIFYD_PUBLIC_BASE_URL": "https://verify.example",
-        **_third_party_provider(tmp_path / "site"),
+        "VERIFYD_POLICY_MODE": "either",
+        **relays[2],
     }
     assert env["VERIFYD_ENV"] == "production", "the image runs in production mode"
     log = tmp_path / "container.log"
@@ -317,7 +308,9 @@ def _healthcheck(instructions: list[Instruction], c: Container) -> int:
 
 
 def test_cmd_migrates_then_serves_in_production(
-    instructions: list[Instruction], container: Container
+    instructions: list[Instruction],
+    container: Container,
+    relays: tuple[TwilioGateway, SmtpServer, dict[str, str]],
 ) -> None:
     _wait_ready(container)
     status, body = get(container.base_url + "/readyz")
@@ -326,21 +319,30 @@ def test_cmd_migrates_then_serves_in_production(
     assert _healthcheck(instructions, container) == 0
     assert get(container.base_url + "/v1/sandbox/messages?to=x")[0] == 404  # sandbox off
 
-    # The served app is the real one: a signup is delivered through the chosen provider.
-    request = urllib.request.Request(
-        container.base_url + "/v1/accounts",
-        data=json.dumps({"phone": "+1 650 253 0000"}).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
+    # The served app is the real one: signups reach a phone through Twilio's API and an
+    # inbox through the SMTP relay, with the providers verifyd ships.
+    twilio, smtp, _ = relays
+    for body in ({"phone": "+44 7911 123456"}, {"email": "new.user@example.com"}):
+        request = urllib.request.Request(
+            container.base_url + "/v1/accounts",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=10) as r:
+            assert r.status == 201
+    twilio.wait_for(1, timeout=20)
+    (sms,) = twilio.sent
+    assert sms.to == "+447911123456" and sms.status_callback == (
+        "https://verify.example/v1/providers/twilio/status"
     )
-    with urllib.request.urlopen(request, timeout=10) as r:
-        assert r.status == 201
-    sent = container.env["PYTHONPATH"] + "/sent.txt"
-    deadline = time.monotonic() + 20
-    while not (os.path.exists(sent) and Path(sent).read_text()):
-        assert time.monotonic() < deadline, container.log.read_text()
-        time.sleep(0.1)
-    assert Path(sent).read_text() == "sms +16502530000\n"
+    assert twilio.refusals == []
+    (mail,) = smtp.wait_for(1, timeout=20)
+    assert mail.rcpt_tos == ["new.user@example.com"] and mail.tls and mail.login == "verifyd"
+    assert (
+        "https://verify.example/v1/email/verify?token="
+        in mail.message.get_body(("plain",)).get_content()
+    )
 
     # `docker stop` sends SIGTERM to the CMD's process: thanks to `exec` that is the
     # server, which shuts down cleanly (uvicorn then re-raises the signal: exit -15).
