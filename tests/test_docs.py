@@ -477,6 +477,9 @@ def collect_error_codes(sources: Mapping[str, str]) -> Collected:
                     status = first.value
             elif name == "FieldError":
                 expr = _argument(call, 1)
+            elif name == "DeliveryError":
+                # A provider's own failure code (``messages.error_code``), never a problem.
+                continue
             else:
                 # Other calls with ``code=`` (e.g. a rate limit told which code to raise);
                 # ``code=`` also names SMS codes, so only constants count here.
