@@ -16,6 +16,7 @@ from verifyd.cli import parser
 COMMANDS = [
     [],
     ["serve"],
+    ["worker"],
     ["migrate"],
     ["policy"],
     ["policy", "show"],
@@ -24,6 +25,9 @@ COMMANDS = [
     ["admin-key", "create"],
     ["admin-key", "list"],
     ["admin-key", "revoke"],
+    ["messages"],
+    ["messages", "list"],
+    ["messages", "redrive"],
     ["dev"],
     ["dev", "reset"],
 ]
