@@ -1,20 +1,20 @@
-"""The HTML of the email-link pages: a confirm form (no script) and its outcomes."""
+"""The HTML of the email-link pages: a confirm form (no script) and its outcomes.
+
+The pages are templates (``<locale>/pages/confirm.html``, ``success.html``,
+``failure.html``, sharing ``_layout/page.html``), rendered in the locale of the signup
+the link belongs to, with ``lang`` and ``dir`` set for right-to-left languages.
+"""
 
 from __future__ import annotations
 
-from html import escape
+from typing import Any
 from urllib.parse import urlsplit
 
 from fastapi.responses import HTMLResponse
 
 from verifyd.errors import VerifydError
 from verifyd.settings import Settings
-
-_STYLE = (
-    "body{font-family:system-ui,sans-serif;max-width:28rem;margin:4rem auto;padding:0 1rem;"
-    "color:#1b1b1f}button{font-size:1.1rem;padding:.7rem 1.4rem;border:0;border-radius:.4rem;"
-    "background:#1d5bd6;color:#fff;cursor:pointer}code{background:#f1f1f4;padding:.1rem .3rem}"
-)
+from verifyd.texts import shared
 
 
 def security_headers(settings: Settings) -> dict[str, str]:
@@ -46,56 +46,48 @@ def security_headers(settings: Settings) -> dict[str, str]:
     }
 
 
-def _page(settings: Settings, title: str, inner: str, status: int = 200) -> HTMLResponse:
-    html = (
-        "<!doctype html><html lang=en><head><meta charset=utf-8>"
-        '<meta name=viewport content="width=device-width,initial-scale=1">'
-        f'<meta name=robots content="noindex"><title>{escape(title)}</title>'
-        f"<style>{_STYLE}</style></head><body>{inner}</body></html>"
+def _page(
+    settings: Settings, locale: str | None, name: str, status: int = 200, **values: Any
+) -> HTMLResponse:
+    page = shared(settings.template_dir).render(
+        locale, f"pages/{name}.html", app_name=settings.app_name, **values
     )
-    return HTMLResponse(html, status_code=status, headers=security_headers(settings))
+    headers = {**security_headers(settings), "Content-Language": page.locale}
+    return HTMLResponse(page.text, status_code=status, headers=headers)
 
 
-def confirm_page(settings: Settings, token: str) -> HTMLResponse:
-    """The page a link opens: one button that POSTs the token. Opening it consumes nothing."""
+def confirm_page(settings: Settings, token: str, locale: str | None = None) -> HTMLResponse:
+    """The page a link opens: one button that POSTs the token. Opening it consumes nothing.
+
+    Args:
+        settings: The running settings (public base URL, app name, templates).
+        token: The link's token, posted back by the form.
+        locale: The signup's locale (or the reader's ``Accept-Language``); English if ``None``.
+    """
     action = f"{settings.public_base_url}/v1/email/verify"
-    inner = (
-        "<h1>Confirm your email address</h1>"
-        "<p>Press the button to finish signing up.</p>"
-        f'<form method=post action="{escape(action)}">'
-        f'<input type=hidden name=token value="{escape(token)}">'
-        "<button type=submit id=confirm>Confirm my email</button></form>"
-    )
-    return _page(settings, "Confirm your email address", inner)
+    return _page(settings, locale, "confirm", action=action, token=token)
 
 
-def success_page(settings: Settings) -> HTMLResponse:
+def success_page(settings: Settings, locale: str | None = None) -> HTMLResponse:
     """Shown after a confirmation when the signup gave no ``redirect_url``."""
-    inner = (
-        '<h1 id=result data-status="verified">Email confirmed</h1>'
-        "<p>Your email address is verified. You can close this page.</p>"
-    )
-    return _page(settings, "Email confirmed", inner)
+    return _page(settings, locale, "success")
 
 
-def failure_page(settings: Settings, error: VerifydError) -> HTMLResponse:
+def failure_page(
+    settings: Settings, error: VerifydError, locale: str | None = None
+) -> HTMLResponse:
     """A confirmation that did not go through, with the problem ``code`` shown.
 
     A link pressed again after it worked keeps its 409, but the page tells the truth:
     the address is verified and nothing more is needed.
     """
-    code = escape(error.code)
-    if error.extra.get("verification_status") == "approved":
-        inner = (
-            f'<h1 id=result data-code="{code}" data-status="verified">Email already confirmed</h1>'
-            "<p>This address is already verified: this link was used before. "
-            "There is nothing more to do; you can close this page.</p>"
-            f"<p>Reason: <code>{code}</code></p>"
-        )
-        return _page(settings, "Email already confirmed", inner, error.status)
-    inner = (
-        f'<h1 id=result data-code="{code}">This link cannot be used</h1>'
-        f"<p>{escape(error.detail)}.</p><p>Reason: <code>{code}</code></p>"
-        "<p>Go back to the app and ask for a new link.</p>"
+    return _page(
+        settings,
+        locale,
+        "failure",
+        error.status,
+        code=error.code,
+        detail=error.detail,
+        verification_status=error.extra.get("verification_status"),
+        http_status=error.status,
     )
-    return _page(settings, "Link not valid", inner, error.status)

@@ -10,6 +10,7 @@ from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from verifyd import locales, texts
 from verifyd.api import pages
 from verifyd.api.deps import ClientIp, RuntimeDep, address_of, runtime_of
 from verifyd.api.handlers import error_response, problem_response, validation_errors
@@ -17,6 +18,7 @@ from verifyd.errors import VerifydError, problem
 from verifyd.flows.approval import Approved
 from verifyd.flows.signup import SignupRequest
 from verifyd.idempotency import request_hash
+from verifyd.runtime import Runtime
 from verifyd.schemas import (
     AccountDetailOut,
     CheckIn,
@@ -61,7 +63,12 @@ async def create_account(
 ) -> Any:
     """Create a pending account and send what the active policy needs verified."""
     rt = runtime_of(request)
-    req = SignupRequest(**body.model_dump(), ip=address_of(request))
+    fields = body.model_dump()
+    # The tag stored and rendered: the body's, else Accept-Language's, else English.
+    fields["locale"] = locales.negotiate(
+        body.locale, request.headers.get("accept-language"), _locales(rt)
+    )
+    req = SignupRequest(**fields, ip=address_of(request))
     if idempotency_key is None:
         result = await rt.signup.create(req)
         return Response(
@@ -133,16 +140,36 @@ _PAGE: dict[int | str, dict[str, Any]] = {
 }
 
 
+def _locales(rt: Runtime) -> frozenset[str]:
+    """The locales the templates provide (shipped and overriding), read once per folder."""
+    return texts.shared(rt.settings.template_dir).locales
+
+
+def _page_locale(rt: Runtime, request: Request, token: str) -> str:
+    """The locale of a link's pages: its signup's, else the reader's ``Accept-Language``."""
+    stored = rt.lookup.link_locale(token)
+    if stored is not None:
+        return stored
+    return locales.negotiate(None, request.headers.get("accept-language"), _locales(rt))
+
+
 @router.get("/email/verify", response_class=Response, responses=_PAGE)
-def email_page(rt: RuntimeDep, token: Annotated[str, Query(max_length=200)] = "") -> Response:
-    """The page an email link opens: a button that confirms. Opening it consumes nothing."""
-    return pages.confirm_page(rt.settings, token)
+def email_page(
+    rt: RuntimeDep, request: Request, token: Annotated[str, Query(max_length=200)] = ""
+) -> Response:
+    """The page an email link opens: a button that confirms. Opening it consumes nothing.
+
+    The page speaks the signup's language (its `locale`), else the reader's.
+    """
+    return pages.confirm_page(rt.settings, token, _page_locale(rt, request, token))
 
 
 @router.head("/email/verify", response_class=Response, responses=_PAGE)
-def email_page_head(rt: RuntimeDep, token: Annotated[str, Query(max_length=200)] = "") -> Response:
+def email_page_head(
+    rt: RuntimeDep, request: Request, token: Annotated[str, Query(max_length=200)] = ""
+) -> Response:
     """``HEAD`` of the confirm page (link checkers); consumes nothing either."""
-    return pages.confirm_page(rt.settings, token)
+    return pages.confirm_page(rt.settings, token, _page_locale(rt, request, token))
 
 
 @router.post(
@@ -189,12 +216,14 @@ async def email_confirm(request: Request, rt: RuntimeDep) -> Response:
     except VerifydError as exc:
         if is_json:
             return error_response(exc)
-        return pages.failure_page(rt.settings, exc)
+        locale = await run_in_threadpool(_page_locale, rt, request, token)
+        return pages.failure_page(rt.settings, exc, locale)
     if is_json:
         return _approved(result)
     if result.redirect_url:
         return RedirectResponse(_with_status(result.redirect_url), status_code=303)
-    return pages.success_page(rt.settings)
+    locale = await run_in_threadpool(_page_locale, rt, request, token)
+    return pages.success_page(rt.settings, locale)
 
 
 def _approved(result: Approved) -> Response:

@@ -8,9 +8,10 @@ from sqlalchemy import select
 
 from verifyd import statements as sql
 from verifyd import views
-from verifyd.codes import well_formed
+from verifyd.codes import hash_token, well_formed
 from verifyd.db import Database
 from verifyd.errors import NotFound
+from verifyd.flows.confirm import MAX_TOKEN_LENGTH
 
 
 class Lookup:
@@ -57,3 +58,21 @@ class Lookup:
         if row is None:
             raise NotFound("verification_not_found", "no verification with this id")
         return views.verification(row)
+
+    def link_locale(self, token: str) -> str | None:
+        """The locale of the signup an email link's token belongs to, for its pages.
+
+        ``None`` for a token no verification holds (the page then follows the reader's
+        ``Accept-Language``). The token is looked up by its hash, as a confirmation does.
+        """
+        if not token or len(token) > MAX_TOKEN_LENGTH:
+            return None
+        v, a = sql.verifications.c, sql.accounts.c
+        with self._db.read() as conn:
+            locale: str | None = conn.execute(
+                select(a.locale)
+                .join_from(sql.verifications, sql.accounts, a.id == v.account_id)
+                .where(v.secret_hash == hash_token(token))
+                .limit(1)
+            ).scalar()
+        return locale
