@@ -470,7 +470,7 @@ def collect_error_codes(sources: Mapping[str, str]) -> Collected:
             ):
                 owner = _name_of(func.value)
                 expr, status = _argument(call, 0), classes.get(owner or "")
-            elif name == "problem":
+            elif name in ("problem", "_Refused"):
                 expr = _argument(call, 1)
                 first = call.args[0] if call.args else None
                 if isinstance(first, ast.Constant) and isinstance(first.value, int):
