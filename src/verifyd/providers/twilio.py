@@ -5,12 +5,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import ipaddress
 import json
 import logging
 from collections.abc import Iterable
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, Literal
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -19,6 +16,7 @@ import httpx
 from verifyd import __version__
 from verifyd.destinations import mask
 from verifyd.providers.base import DeliveryError, MessageKind, OutgoingMessage, Provider
+from verifyd.providers.http import loopback, retry_after
 from verifyd.settings import Settings
 
 log = logging.getLogger("verifyd.providers.twilio")
@@ -90,24 +88,6 @@ def _port_spellings(url: str) -> list[str]:
     without = urlunsplit(parts._replace(netloc=host))
     with_port = urlunsplit(parts._replace(netloc=f"{host}:{parts.port or default}"))
     return [url, without, with_port]
-
-
-def retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds a ``Retry-After`` header asks for (delta-seconds or an HTTP-date)."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:  # RFC 9110 dates are GMT
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 class TwilioProvider(Provider):
@@ -275,22 +255,12 @@ def _base_url_problems(url: str, *, production: bool) -> list[str]:
         return ["VERIFYD_TWILIO_BASE_URL has no host"]
     if parts.username is not None or parts.query or parts.fragment:
         return ["VERIFYD_TWILIO_BASE_URL must be the API root alone (no credentials or query)"]
-    if production and parts.scheme == "http" and not _loopback(parts.hostname):
+    if production and parts.scheme == "http" and not loopback(parts.hostname):
         return [
             "VERIFYD_TWILIO_BASE_URL must be https:// in production (requests carry the auth "
             "token and live codes); http:// is allowed only to a loopback host"
         ]
     return []
-
-
-def _loopback(host: str) -> bool:
-    host = host.rstrip(".").lower()
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _json(content: bytes) -> dict[str, Any] | None:

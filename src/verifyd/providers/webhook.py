@@ -9,11 +9,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import ipaddress
 import json
 import time
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -22,6 +20,7 @@ from standardwebhooks import Webhook
 
 from verifyd import __version__
 from verifyd.providers.base import DeliveryError, MessageKind, OutgoingMessage, Provider
+from verifyd.providers.http import loopback, retry_after
 
 if TYPE_CHECKING:
     from verifyd.settings import Settings
@@ -34,9 +33,6 @@ USER_AGENT = f"verifyd/{__version__} (webhook provider)"
 MAX_PROVIDER_ID = 64
 #: How much of a 2xx answer is read looking for ``{"id": …}``; a larger answer has no id.
 MAX_ANSWER_BYTES = 16 * 1024
-#: A ``Retry-After`` beyond this is read as this: a broken gateway must not park a message
-#: for years (or overflow the outbox's arithmetic).
-MAX_RETRY_AFTER = 86400.0
 #: 4xx answers that mean "later", not "never".
 RETRYABLE_4XX = frozenset({408, 429})
 
@@ -147,7 +143,7 @@ class WebhookProvider(Provider):
                 f"webhook answered {status}",
                 retryable=retryable,
                 code=f"http_{status}",
-                retry_after=_retry_after(answer.headers.get("Retry-After")) if retryable else None,
+                retry_after=retry_after(answer.headers.get("Retry-After")) if retryable else None,
             )
 
     def _open(self) -> tuple[httpx.AsyncClient, Webhook]:
@@ -234,22 +230,12 @@ def _url_problems(url: str, *, production: bool) -> list[str]:
         return ["VERIFYD_WEBHOOK_URL must be an http:// or https:// URL"]
     if not parts.hostname:
         return ["VERIFYD_WEBHOOK_URL has no host"]
-    if production and parts.scheme == "http" and not _loopback(parts.hostname):
+    if production and parts.scheme == "http" and not loopback(parts.hostname):
         return [
             "VERIFYD_WEBHOOK_URL must be https:// in production (the body carries live codes "
             "and links); http:// is allowed only to a loopback host"
         ]
     return []
-
-
-def _loopback(host: str) -> bool:
-    host = host.rstrip(".").lower()
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 async def _read_capped(answer: httpx.Response) -> bytes | None:
@@ -276,19 +262,3 @@ def _provider_id(body: bytes | None) -> str | None:
     if isinstance(ident, str) and 0 < len(ident) <= MAX_PROVIDER_ID and ident.isprintable():
         return ident
     return None
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds from ``Retry-After`` (delay-seconds or an HTTP-date), capped at a day."""
-    if value is None:
-        return None
-    value = value.strip()
-    if value.isascii() and value.isdigit():
-        return min(float(value), MAX_RETRY_AFTER)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return min(max(0.0, when.timestamp() - time.time()), MAX_RETRY_AFTER)
