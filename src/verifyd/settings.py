@@ -21,6 +21,17 @@ DEFAULT_BLOCKED_NUMBER_TYPES = (
     "FIXED_LINE",
 )
 
+#: Suspect signals a signup can raise; ``VERIFYD_BLOCKED_SIGNALS`` turns any into a block.
+SIGNALS = (
+    "disposable_email",
+    "email_alias",
+    "voip",
+    "non_mobile",
+    "velocity_ip",
+    "velocity_prefix",
+    "blocked_before",
+)
+
 CommaList = Annotated[list[str], NoDecode]
 
 
@@ -122,6 +133,26 @@ class Settings(BaseSettings):
     #: Region used to read numbers written without ``+``; empty means E.164 is required.
     default_region: str | None = None
 
+    #: Suspect signals that refuse the signup instead of flagging it (all flag by default).
+    blocked_signals: CommaList = Field(default_factory=list)
+    #: More disposable email domains, one per line, beside the packaged list.
+    disposable_domains_file: Path | None = None
+    #: Velocity: this many signups from one IP, or one number prefix, in the window flag.
+    velocity_window_seconds: int = Field(default=600, ge=10, le=86400)
+    velocity_ip_signups: int = Field(default=10, ge=2)
+    velocity_prefix_signups: int = Field(default=10, ge=2)
+    #: Numbers that differ only in their last N digits share a prefix.
+    velocity_prefix_tail_digits: int = Field(default=3, ge=1, le=6)
+
+    #: Prices per message, JSON (see docs/stats.md); ``VERIFYD_PRICES_FILE`` reads it from a file.
+    prices: str | None = None
+    prices_file: Path | None = None
+
+    #: ``text`` (one readable line) or ``json`` (one object per line, with the request id).
+    log_format: Literal["text", "json"] = "text"
+    #: When set, ``GET /metrics`` wants ``Authorization: Bearer <token>``.
+    metrics_token: SecretStr | None = None
+
     policy_cache_seconds: float = Field(default=1.0, ge=0)
     dispatch_interval_seconds: float = Field(default=0.5, gt=0)
     #: Trust ``X-Forwarded-For`` from these proxy addresses when keying per-IP limits.
@@ -135,6 +166,7 @@ class Settings(BaseSettings):
         "blocked_number_types",
         "allowed_countries",
         "trusted_proxies",
+        "blocked_signals",
         mode="before",
     )
     @classmethod
@@ -157,6 +189,14 @@ class Settings(BaseSettings):
                 raise ValueError(f"VERIFYD_{setting}_PROVIDER names no provider")
             if len(set(chain)) != len(chain):
                 raise ValueError(f"VERIFYD_{setting}_PROVIDER names a provider twice")
+        unknown = sorted(set(self.blocked_signals) - set(SIGNALS))
+        if unknown:
+            raise ValueError(
+                f"VERIFYD_BLOCKED_SIGNALS: unknown signal {', '.join(unknown)}"
+                f" (known: {', '.join(SIGNALS)})"
+            )
+        if self.prices is not None and self.prices_file is not None:
+            raise ValueError("set VERIFYD_PRICES or VERIFYD_PRICES_FILE, not both")
         self.public_base_url = self.public_base_url.rstrip("/")
         if self.sandbox_fixed_code is not None and not (
             self.sandbox_fixed_code.isdigit()
