@@ -12,6 +12,7 @@ from sqlalchemy import Connection, MetaData, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 
+from verifyd import rollup
 from verifyd.groupcommit import GroupCommit
 
 T = TypeVar("T")
@@ -118,9 +119,17 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
-        """One read-write transaction, committed on success, rolled back on error."""
+        """One read-write transaction, committed on success, rolled back on error.
+
+        The stats counters its flows add are written just before the commit.
+        """
         with self.writer.begin() as conn:
-            yield conn
+            rollup.begin(conn)
+            try:
+                yield conn
+                rollup.write(conn, rollup.take(conn))
+            finally:
+                rollup.take(conn)
 
     @contextmanager
     def read(self) -> Iterator[Connection]:

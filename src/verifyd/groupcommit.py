@@ -25,6 +25,8 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine
 
+from verifyd import rollup
+
 T = TypeVar("T")
 log = logging.getLogger("verifyd.db")
 
@@ -121,15 +123,18 @@ class GroupCommit:
     def _commit(self, batch: list[_Job]) -> None:
         try:
             with self._engine.connect() as conn, conn.begin():
+                # The stats counters of the whole batch, written once before COMMIT.
+                counts: rollup.Counts = {}
                 if len(batch) == 1:
-                    self._run_alone(conn, batch[0])
+                    self._run_alone(conn, batch[0], counts)
                 else:
                     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
                     try:
                         for job in batch:
-                            self._run_savepoint(conn, cursor, job)
+                            self._run_savepoint(conn, cursor, job, counts)
                     finally:
                         cursor.close()
+                rollup.write(conn, counts)
         except _RolledBack:
             pass
         except Exception as exc:  # BEGIN or COMMIT failed: nobody's work stands
@@ -148,28 +153,35 @@ class GroupCommit:
                 pass
 
     @staticmethod
-    def _run_alone(conn: Connection, job: _Job) -> None:
+    def _run_alone(conn: Connection, job: _Job, counts: rollup.Counts) -> None:
         # Alone in its batch, a failing transaction rolls back whole: no savepoint.
+        rollup.begin(conn)
         try:
             job.result = job.work(conn)
         except Exception as exc:
             job.result = exc
             raise _RolledBack from exc
+        finally:
+            mine = rollup.take(conn)
+        rollup.merge(counts, mine)
         job.ok = True
 
     @staticmethod
-    def _run_savepoint(conn: Connection, cursor: Any, job: _Job) -> None:
+    def _run_savepoint(conn: Connection, cursor: Any, job: _Job, counts: rollup.Counts) -> None:
         # Plain driver statements: a savepoint through SQLAlchemy costs more CPU
         # than the work it protects.
         cursor.execute("SAVEPOINT verifyd_job")
+        rollup.begin(conn)
         try:
             job.result = job.work(conn)
         except Exception as exc:
+            rollup.take(conn)  # its counters go with its statements
             cursor.execute("ROLLBACK TO SAVEPOINT verifyd_job")
             cursor.execute("RELEASE SAVEPOINT verifyd_job")
             job.result = exc
             return
         cursor.execute("RELEASE SAVEPOINT verifyd_job")
+        rollup.merge(counts, rollup.take(conn))
         job.ok = True
 
 

@@ -79,10 +79,17 @@ class Account(Base):
     #: True when an identity belonged to an active account: it can never activate.
     shadow: Mapped[bool] = mapped_column(Boolean, default=False)
     ip: Mapped[str | None] = mapped_column(String(64))
+    #: The canonical mailbox of ``email`` (``aliases.alias_key``): aliases share it.
+    email_key: Mapped[str | None] = mapped_column(String(320))
+    #: The operator's latest label, ``fake`` or ``genuine`` (history in ``account_labels``).
+    label: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime]
     activated_at: Mapped[datetime | None]
 
-    __table_args__ = (Index("ix_accounts_policy_arm", "policy_version", "arm"),)
+    __table_args__ = (
+        Index("ix_accounts_policy_arm", "policy_version", "arm"),
+        Index("ix_accounts_email_key", "email_key"),
+    )
 
 
 class Verification(Base):
@@ -112,6 +119,13 @@ class Verification(Base):
     resend_available_at: Mapped[datetime]
     created_at: Mapped[datetime]
     approved_at: Mapped[datetime | None]
+    #: When the link's page was first shown (a scanner or the user), for the stats.
+    viewed_at: Mapped[datetime | None]
+    #: The account's policy version and arm, copied so the stats need no join.
+    policy_version: Mapped[int | None] = mapped_column(Integer)
+    arm: Mapped[str | None] = mapped_column(String(16))
+
+    __table_args__ = (Index("ix_verifications_status_expires", "status", "expires_at"),)
 
 
 class Identity(Base):
@@ -156,6 +170,9 @@ class Message(Base):
     error_code: Mapped[str | None] = mapped_column(String(32))
     #: The provider's id for the message (Twilio's ``SM…`` SID), for its receipts.
     provider_message_id: Mapped[str | None] = mapped_column(String(64))
+    #: The destination's region (``GB``) and the body's SMS segments, for its price.
+    country: Mapped[str | None] = mapped_column(String(3))
+    segments: Mapped[int | None] = mapped_column(Integer)
     #: Token of the worker holding the message until ``next_attempt_at``.
     lease: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime]
@@ -247,6 +264,71 @@ class IdempotencyKey(Base):
     location: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class Exposure(Base):
+    """A subject shown the signup form under a policy version (once per subject)."""
+
+    __tablename__ = "exposures"
+
+    policy_version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subject_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    arm: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime]
+
+
+class SignupBlock(Base):
+    """A signup refused for what it was (a blocked number type, country or signal)."""
+
+    __tablename__ = "signup_blocks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime]
+    policy_version: Mapped[int] = mapped_column(Integer)
+    arm: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(32))
+    ip: Mapped[str | None] = mapped_column(String(64))
+    #: Keyed hash of the refused destination, so a later signup can be told it was refused.
+    destination_hash: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (
+        Index("ix_signup_blocks_ip_at", "ip", "at"),
+        Index("ix_signup_blocks_destination_at", "destination_hash", "at"),
+    )
+
+
+class AccountLabel(Base):
+    """The operator's ground truth about an account, with who said so and when."""
+
+    __tablename__ = "account_labels"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    label: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(128))
+    at: Mapped[datetime]
+
+
+class StatCount(Base):
+    """The stats' rollup: one counter per policy version, arm, name and hour.
+
+    Written in the transaction of the event it counts, so it agrees with the rows;
+    ``hour`` is the signup's hour for everything that happens to a signup (its
+    cohort), the event's own hour for exposures and blocked signups. ``shard``
+    spreads PostgreSQL's row locks; the stats sum over it.
+    """
+
+    __tablename__ = "stat_counts"
+
+    policy_version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    arm: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(String(96), primary_key=True)
+    hour: Mapped[int] = mapped_column(Integer, primary_key=True)
+    shard: Mapped[int] = mapped_column(Integer, primary_key=True)
+    value: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (Index("ix_stat_counts_hour", "hour"),)
 
 
 def table_of(model: type[Base]) -> Table:
