@@ -10,6 +10,7 @@ import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from phonenumbers import PhoneNumberType
 
+from verifyd.disposable import DisposableDomains
 from verifyd.errors import InvalidRequest
 from verifyd.settings import Settings
 
@@ -28,6 +29,8 @@ _NUMBER_TYPE_NAMES = {
     value: name for name, value in vars(PhoneNumberType).items() if isinstance(value, int)
 }
 _PHONE_PUNCTUATION = re.compile(r"[\s\-().\u00a0]")
+#: Number types that reach a mobile phone; any other type not blocked flags ``non_mobile``.
+_MOBILE_TYPES = {"MOBILE", "FIXED_LINE_OR_MOBILE"}
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,7 @@ class Destinations:
         self._sandbox = [re.compile(p, re.ASCII) for p in patterns] if settings.sandbox_on else []
         self._blocked = set(settings.blocked_number_types)
         self._countries = set(settings.allowed_countries)
+        self._disposable = DisposableDomains(settings)
 
     def is_sandbox(self, value: str) -> bool:
         """Whether a normalised destination is a sandbox destination (sandbox mode only)."""
@@ -98,7 +102,10 @@ class Destinations:
             raise InvalidRequest.field(
                 "number_type_blocked", "phone", f"{type_name.lower()} numbers cannot receive codes"
             )
-        flags = ("voip",) if type_name == "VOIP" else ()
+        if type_name == "VOIP":
+            flags: tuple[str, ...] = ("voip",)
+        else:
+            flags = () if type_name in _MOBILE_TYPES else ("non_mobile",)
         return Destination("phone", value, sandbox=False, flags=flags)
 
     def email(self, raw: str) -> Destination:
@@ -120,7 +127,10 @@ class Destinations:
                 raise InvalidRequest.field("invalid_email", "email", str(exc)) from exc
             return Destination("email", relaxed, sandbox=True)
         value = result.normalized.lower()
-        return Destination("email", value, sandbox=sandbox or self.is_sandbox(value))
+        if sandbox or self.is_sandbox(value):
+            return Destination("email", value, sandbox=True)
+        flags = ("disposable_email",) if self._disposable.is_disposable(value) else ()
+        return Destination("email", value, sandbox=False, flags=flags)
 
 
 def _special_use_sandbox(candidate: str) -> str | None:

@@ -65,6 +65,15 @@ def hit(
         )
 
 
+def count(conn: Connection, limit: Limit, subject: str, now: datetime) -> int:
+    """Count one hit in the current window and return the window's count (never raises)."""
+    epoch = int(now.timestamp())
+    start = epoch - epoch % limit.window
+    params = {"key": f"{limit.bucket}:{subject}", "window_start": start}
+    (hits,) = _UPSERT[conn.dialect.name].one(conn, params)
+    return int(hits)
+
+
 def purge(conn: Connection, now: datetime, *, keep: timedelta = timedelta(days=2)) -> int:
     """Delete windows older than ``keep``; returns how many rows went."""
     cutoff = int((now - keep).timestamp())

@@ -12,10 +12,12 @@ from verifyd.destinations import Destinations
 from verifyd.flows.check import Codes
 from verifyd.flows.confirm import Links
 from verifyd.flows.delivery import SANDBOX_PROVIDER, Delivery
+from verifyd.flows.exposure import Exposures
 from verifyd.flows.limits import Limits
 from verifyd.flows.lookup import Lookup
 from verifyd.flows.messages import Messages
 from verifyd.flows.sandbox import SandboxInbox
+from verifyd.flows.signals import Signals
 from verifyd.flows.signup import Signup
 from verifyd.idempotency import IdempotencyStore
 from verifyd.outbox import Dispatcher
@@ -45,6 +47,7 @@ class Runtime:
     messages: Messages
     admin_keys: AdminKeys
     idempotency: IdempotencyStore
+    exposures: Exposures
 
 
 def _providers(
@@ -153,6 +156,7 @@ def build_runtime(settings: Settings, registry: Registry | None = None) -> Runti
     limits = Limits(settings)
     delivery = Delivery(settings, providers)
     wake = dispatcher.wake
+    exposures = Exposures(db, plugins.secrets)
     return Runtime(
         settings=settings,
         db=db,
@@ -161,8 +165,18 @@ def build_runtime(settings: Settings, registry: Registry | None = None) -> Runti
         providers=providers,
         policies=policies,
         signup=Signup(
-            settings, db, plugins.secrets, channels, policies, limits, delivery, wake=wake
+            settings,
+            db,
+            plugins.secrets,
+            channels,
+            policies,
+            limits,
+            delivery,
+            Signals(settings, plugins.secrets),
+            exposures,
+            wake=wake,
         ),
+        exposures=exposures,
         codes=Codes(db, channels, policies, limits, delivery, wake=wake),
         links=Links(db, channels),
         lookup=Lookup(db),

@@ -44,13 +44,21 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
 @router.get(
     "/policy", response_model=PublicPolicyOut, response_model_exclude_none=True, responses=PROBLEMS
 )
-def get_policy(rt: RuntimeDep, subject: Annotated[str | None, Query(max_length=200)] = None) -> Any:
+async def get_policy(
+    rt: RuntimeDep, subject: Annotated[str | None, Query(max_length=200)] = None
+) -> Any:
     """What the signup form must collect, for this subject's arm.
 
     Under `split` without `subject`, the answer carries a fresh opaque `subject`:
-    send it back with `POST /v1/accounts` so the signup gets the same arm.
+    send it back with `POST /v1/accounts` so the signup gets the same arm. A read
+    with a subject (or one that hands one out) records an exposure, once per subject
+    and policy version: the funnel of `GET /v1/admin/stats` starts there.
     """
-    return rt.policies.current().form(subject)
+    form = rt.policies.current().form(subject)
+    shown = subject if subject is not None else form.get("subject")
+    if shown is not None:
+        await rt.exposures.record(form["policy_version"], form["arm"], shown)
+    return form
 
 
 @router.post("/accounts", status_code=201, response_model=SignupOut, responses=PROBLEMS)
@@ -154,22 +162,28 @@ def _page_locale(rt: Runtime, request: Request, token: str) -> str:
 
 
 @router.get("/email/verify", response_class=Response, responses=_PAGE)
-def email_page(
+async def email_page(
     rt: RuntimeDep, request: Request, token: Annotated[str, Query(max_length=200)] = ""
 ) -> Response:
     """The page an email link opens: a button that confirms. Opening it consumes nothing.
 
-    The page speaks the signup's language (its `locale`), else the reader's.
+    The page speaks the signup's language (its `locale`), else the reader's. Its first
+    showing is counted (a page never followed by a confirm: a mail scanner, or a user
+    who gave up).
     """
-    return pages.confirm_page(rt.settings, token, _page_locale(rt, request, token))
+    await rt.links.viewed(token)
+    locale = await run_in_threadpool(_page_locale, rt, request, token)
+    return pages.confirm_page(rt.settings, token, locale)
 
 
 @router.head("/email/verify", response_class=Response, responses=_PAGE)
-def email_page_head(
+async def email_page_head(
     rt: RuntimeDep, request: Request, token: Annotated[str, Query(max_length=200)] = ""
 ) -> Response:
     """``HEAD`` of the confirm page (link checkers); consumes nothing either."""
-    return pages.confirm_page(rt.settings, token, _page_locale(rt, request, token))
+    await rt.links.viewed(token)
+    locale = await run_in_threadpool(_page_locale, rt, request, token)
+    return pages.confirm_page(rt.settings, token, locale)
 
 
 @router.post(

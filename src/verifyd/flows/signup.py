@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from verifyd import redirects, views
+from verifyd import aliases, redirects, rollup, views
 from verifyd import statements as sql
 from verifyd.channels.base import Channel, VerificationRef
 from verifyd.codes import Secrets, new_id
@@ -18,8 +18,10 @@ from verifyd.db import Database
 from verifyd.destinations import Destination, Destinations, mask
 from verifyd.errors import FieldError, InvalidRequest
 from verifyd.flows.delivery import Delivery
+from verifyd.flows.exposure import Exposures
 from verifyd.flows.limits import Limits
 from verifyd.flows.plan import Planner
+from verifyd.flows.signals import Signals
 from verifyd.models import utcnow
 from verifyd.policy import Policy
 from verifyd.policystore import PolicyStore
@@ -39,6 +41,10 @@ class SignupRequest:
     ip: str = "unknown"
 
 
+#: Destination errors that refuse a signup for what it is (recorded for the stats).
+BLOCK_CODES = frozenset({"number_type_blocked", "country_not_allowed"})
+
+
 class Signup:
     """Creates accounts under the active policy, in one write transaction each.
 
@@ -53,6 +59,8 @@ class Signup:
         policies: The policy store.
         limits: The rate limits.
         delivery: The hand-off to providers and the outbox.
+        signals: The suspect signals, and which of them refuse a signup.
+        exposures: Where a signup's subject is recorded as exposed.
         wake: Called after a commit that queued messages (wakes the dispatcher).
     """
 
@@ -65,6 +73,8 @@ class Signup:
         policies: PolicyStore,
         limits: Limits,
         delivery: Delivery,
+        signals: Signals,
+        exposures: Exposures,
         wake: Callable[[], None] = lambda: None,
     ) -> None:
         self._settings = settings
@@ -73,6 +83,8 @@ class Signup:
         self._policies = policies
         self._limits = limits
         self._delivery = delivery
+        self._signals = signals
+        self._exposures = exposures
         self._wake = wake
         self._destinations = Destinations(settings)
         self._by_identity = {
@@ -99,7 +111,17 @@ class Signup:
         arm = policy.arm_for(req.subject)
         given = {"phone": req.phone is not None, "email": req.email is not None}
         plan = self._planner.plan(policy, arm, given, req.channel)
-        dests = self._parse(req)
+        try:
+            dests = self._parse(req)
+        except InvalidRequest as exc:
+            if exc.code in BLOCK_CODES:
+                reason, blocked_at = exc.code, utcnow()
+                await self._db.transact(
+                    lambda conn: self._signals.refuse(
+                        conn, policy.version, arm, reason, req.ip, (), blocked_at
+                    )
+                )
+            raise
         if req.redirect_url is not None and not redirects.allowed(
             req.redirect_url, self._settings.redirect_allowlist
         ):
@@ -109,17 +131,27 @@ class Signup:
 
         now = utcnow()
         account_id = new_id("acc")
-        flags = sorted({f for d in dests.values() for f in d.flags})
         all_sandbox = all(dests[i].sandbox for i in plan.verify_now)
         subject_hash = self._secrets.hash_subject(req.subject) if req.subject else None
+        version = policy.version
 
-        def work(conn: Connection) -> list[dict[str, Any]]:
+        def work(conn: Connection) -> list[dict[str, Any]] | str:
             self._limits.hit(conn, "signup_ip", req.ip, all_sandbox, now)
             for identity in plan.verify_now:
                 d = dests[identity]
                 self._limits.hit(conn, "send_destination", d.value, d.sandbox, now)
+            signals = self._signals.assess(conn, dests, req.ip, all_sandbox, now)
+            refused = self._signals.blocking(signals)
+            if refused is not None:
+                # Committed, not raised: the refusal is recorded, then answered.
+                self._signals.refuse(conn, version, arm, refused, req.ip, dests.values(), now)
+                return refused
             taken = self._taken(conn, dests)
             shadow = bool(taken & set(plan.verify_now))
+            flags = [*signals, "identity_taken"] if taken else signals
+            self._count(conn, version, arm, flags, shadow, subject_hash, now)
+            if subject_hash is not None:
+                self._exposures.write(conn, version, arm, subject_hash, now)
             sql.INSERT_ACCOUNT.execute(
                 conn,
                 dict(
@@ -134,18 +166,25 @@ class Signup:
                     subject_hash=subject_hash,
                     locale=req.locale,
                     redirect_url=req.redirect_url,
-                    flags=[*flags, "identity_taken"] if taken else flags,
+                    flags=flags,
                     shadow=shadow,
                     ip=req.ip,
+                    email_key=aliases.alias_key(dests["email"].value) if "email" in dests else None,
                     created_at=now,
                 ),
             )
             return [
-                self._issue(conn, policy, identity, dests[identity], account_id, shadow, req, now)
+                self._issue(
+                    conn, policy, arm, identity, dests[identity], account_id, shadow, req, now
+                )
                 for identity in plan.verify_now
             ]
 
         issued = await self._db.transact(work)
+        if isinstance(issued, str):
+            raise self._signals.error(issued)
+        if subject_hash is not None:
+            self._exposures.remember(version, subject_hash)
         if any(view["delivery"] == "queued" for view in issued):
             self._wake()
         account = {
@@ -180,6 +219,26 @@ class Signup:
         return dests
 
     @staticmethod
+    def _count(
+        conn: Connection,
+        version: int,
+        arm: str,
+        flags: list[str],
+        shadow: bool,
+        subject_hash: str | None,
+        now: datetime,
+    ) -> None:
+        rollup.add(conn, version, arm, "signups", now)
+        if subject_hash is not None:
+            rollup.add(conn, version, arm, "signups.exposed", now)
+        if shadow:
+            rollup.add(conn, version, arm, "signups.shadow", now)
+        if flags:
+            rollup.add(conn, version, arm, "suspect", now)
+            for flag in flags:
+                rollup.add(conn, version, arm, f"suspect.{flag}", now)
+
+    @staticmethod
     def _taken(conn: Connection, dests: dict[str, Destination]) -> set[str]:
         """Which of the given identities an active account already owns."""
         return {
@@ -192,6 +251,7 @@ class Signup:
         self,
         conn: Connection,
         policy: Policy,
+        arm: str,
         identity: str,
         dest: Destination,
         account_id: str,
@@ -230,10 +290,15 @@ class Signup:
             "code_length": terms.code_length,
             "resends": 0,
             "delivery": "sent" if immediate else "queued",
+            "policy_version": policy.version,
+            "arm": arm,
             "expires_at": ref.expires_at,
             "resend_available_at": now + timedelta(seconds=terms.resend_cooldown_seconds),
             "created_at": now,
         }
         sql.INSERT_VERIFICATION.execute(conn, values)
-        values["delivery"] = self._delivery.hand_off(conn, channel, ref, shadow, now)
+        rollup.add(conn, policy.version, arm, f"verifications.{channel.name}", now)
+        values["delivery"] = self._delivery.hand_off(
+            conn, channel, ref, shadow, now, (policy.version, arm, now)
+        )
         return views.verification(views.Values(values), now)
