@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, select, update
 
-from verifyd import ratelimit
+from verifyd import expiry, pricing, ratelimit, rollup
 from verifyd.channels.base import Channel, VerificationRef
 from verifyd.db import Database
 from verifyd.models import Account, Message, Verification, table_of, utcnow
@@ -47,6 +47,8 @@ T = TypeVar("T")
 
 #: Seconds between deletions of expired rate-limit windows.
 PURGE_EVERY = 300.0
+#: Seconds between sweeps that expire verifications nobody checked.
+SWEEP_EVERY = 60.0
 #: Messages one claim takes at most.
 BATCH = 20
 
@@ -82,6 +84,9 @@ _LOAD = (
         _v.expires_at,
         _v.code_length,
         _v.status.label("vstatus"),
+        _v.policy_version,
+        _v.arm,
+        _v.created_at.label("vcreated"),
         _accounts.c.locale,
     )
     .join_from(_messages, _verifications, _v.id == _m.verification_id)
@@ -123,6 +128,7 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._next_purge = 0.0
+        self._next_sweep = 0.0
         self._stopping = False
 
     def wake(self) -> None:
@@ -151,6 +157,9 @@ class Dispatcher:
                 if time.monotonic() >= self._next_purge:
                     await _in_thread(self._purge)
                     self._next_purge = time.monotonic() + PURGE_EVERY
+                if time.monotonic() >= self._next_sweep:
+                    await _in_thread(self._sweep)
+                    self._next_sweep = time.monotonic() + SWEEP_EVERY
             except asyncio.CancelledError:
                 raise
             except Exception:  # keep delivering whatever one poll hit
@@ -171,6 +180,10 @@ class Dispatcher:
     def _purge(self) -> None:
         with self.db.write() as conn:
             ratelimit.purge(conn, utcnow())
+
+    def _sweep(self) -> None:
+        with self.db.write() as conn:
+            expiry.sweep(conn, utcnow())
 
     def _claim(self, now: datetime, lease: str) -> list[str]:
         # Look on a reader first: most polls find nothing, and on SQLite a write
@@ -215,6 +228,7 @@ class Dispatcher:
             await _in_thread(self._failed, row, lease, exc)
             return
         log.info("message %s sent via %s", message_id, row.provider)
+        country, parts = pricing.basis(message.kind, message.to, message.body)
         await _in_thread(
             self._settle,
             message_id,
@@ -224,8 +238,11 @@ class Dispatcher:
                 "sent_at": utcnow(),
                 "provider_message_id": provider_id,
                 "error_code": None,
+                "country": country,
+                "segments": parts,
             },
             verification=(row.vid, "sent"),
+            counted=(row, f"sent.{message.kind}.{country}.{parts}"),
         )
 
     def _load(self, message_id: str) -> Any:
@@ -236,6 +253,7 @@ class Dispatcher:
         """Record a failed try: again later, on the next provider, or dead."""
         error = exc if isinstance(exc, DeliveryError) else DeliveryError(type(exc).__name__)
         attempts = row.attempts + 1
+        counted = None
         values: dict[str, Any] = {
             "last_error": str(error)[:500],
             "error_code": error.code,
@@ -257,6 +275,7 @@ class Dispatcher:
                 values["status"] = "dead"
                 verdict = "dead"
                 verification = (row.vid, "failed")
+                counted = (row, f"failed.{row.kind}")
         log.warning(
             "delivery of %s via %s failed (attempt %d%s): %s; %s",
             row.id,
@@ -266,7 +285,7 @@ class Dispatcher:
             error,
             verdict,
         )
-        self._settle(row.id, lease, values, verification=verification)
+        self._settle(row.id, lease, values, verification=verification, counted=counted)
 
     def _settle(
         self,
@@ -275,8 +294,12 @@ class Dispatcher:
         values: dict[str, Any],
         *,
         verification: tuple[str, str] | None = None,
+        counted: tuple[Any, str] | None = None,
     ) -> None:
-        """Write a try's outcome, if this worker still holds the message's lease."""
+        """Write a try's outcome, if this worker still holds the message's lease.
+
+        ``counted`` is the loaded message and the stats counter the outcome adds to.
+        """
         with self.db.write() as conn:
             generation = conn.execute(
                 update(_messages)
@@ -289,6 +312,9 @@ class Dispatcher:
                 return
             if verification is not None:
                 _set_delivery(conn, *verification, generation)
+            if counted is not None:
+                row, name = counted
+                rollup.add(conn, row.policy_version, row.arm, name, row.vcreated)
 
 
 def _due(now: datetime) -> Any:

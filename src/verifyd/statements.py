@@ -32,6 +32,10 @@ ATTEMPTED = (
     _v.secret_hash,
     _v.attempts,
     _v.max_checks,
+    _v.policy_version,
+    _v.arm,
+    _v.created_at,
+    _v.viewed_at,
 )
 #: A verification as ``views.verification`` renders it.
 SHOWN = (
@@ -60,6 +64,7 @@ APPROVING = (
     _a.arm,
     _a.redirect_url,
     _a.created_at,
+    _a.label,
 )
 INSERT_ACCOUNT = Prepared(insert(accounts))
 INSERT_VERIFICATION = Prepared(insert(verifications))
@@ -151,6 +156,9 @@ RESENDING = (
     _v.code_length,
     _v.expires_at,
     _v.resend_available_at,
+    _v.policy_version,
+    _v.arm,
+    _v.created_at,
     _a.locale,
 )
 TO_RESEND = Prepared(
@@ -178,6 +186,19 @@ RESEND = Prepared(
 )
 #: The verification a link's token belongs to, whatever its state.
 BY_SECRET = Prepared(select(_v.id).where(_v.secret_hash == bindparam("digest")), (_v.id,))
-STATUS_OF = Prepared(
-    select(_v.status, _v.expires_at).where(_v.id == bindparam("vid")), (_v.status, _v.expires_at)
+_STATUS = (_v.status, _v.expires_at, _v.channel, _v.policy_version, _v.arm, _v.created_at)
+STATUS_OF = Prepared(select(*_STATUS).where(_v.id == bindparam("vid")), _STATUS)
+_COHORT = (_v.policy_version, _v.arm, _v.created_at)
+#: A pending link's first showing.
+VIEWED = Prepared(
+    update(verifications)
+    .where(
+        _v.secret_hash == bindparam("digest"),
+        _v.status == "pending",
+        _v.viewed_at.is_(None),
+        _v.shadow.is_(False),
+    )
+    .values(viewed_at=bindparam("now"))
+    .returning(*_COHORT),
+    _COHORT,
 )

@@ -9,8 +9,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Row
 
+from verifyd import rollup, views
 from verifyd import statements as sql
-from verifyd import views
 from verifyd.errors import Conflict, Gone, NotFound, VerifydError
 
 
@@ -42,6 +42,7 @@ def approve(conn: Connection, row: Row[Any], now: datetime) -> Approved | Verify
             "this verification is already closed",
             extra={"verification_status": "approved"},
         )
+    version, arm, cohort, ch = row.policy_version, row.arm, row.created_at, row.channel
     account = sql.VERIFIED_AT[row.identity].one(conn, {"aid": row.account_id, "now": now})
     verified = {
         "phone": account.phone_verified_at is not None,
@@ -66,6 +67,7 @@ def approve(conn: Connection, row: Row[Any], now: datetime) -> Approved | Verify
                 # will, and must not count the identity as verified either.
                 sql.CANCEL.execute(conn, {"vid": row.id})
                 sql.UNVERIFY[row.identity].execute(conn, {"aid": account.id})
+                rollup.add(conn, version, arm, f"canceled.{ch}", cohort)
                 return Conflict(
                     "verification_closed",
                     "this verification was canceled",
@@ -73,7 +75,22 @@ def approve(conn: Connection, row: Row[Any], now: datetime) -> Approved | Verify
                 )
         sql.ACTIVATE.execute(conn, {"aid": account.id, "now": now})
         view["status"] = "active"
+        _count_activation(conn, account, now)
+    rollup.add(conn, version, arm, f"approved.{ch}", cohort)
+    rollup.add(conn, version, arm, f"checks.{ch}.approved", cohort)
+    rollup.add(conn, version, arm, f"checks_to_approve.{ch}", cohort, row.attempts)
+    if row.viewed_at is not None:
+        rollup.add(conn, version, arm, "link_views.confirmed", cohort)
     return Approved(views.verification(approved, now), view, account.redirect_url)
+
+
+def _count_activation(conn: Connection, account: Any, now: datetime) -> None:
+    version, arm, cohort = account.policy_version, account.arm, account.created_at
+    rollup.add(conn, version, arm, "activated", cohort)
+    seconds = (now - cohort).total_seconds()
+    rollup.add(conn, version, arm, f"ttv.{rollup.ttv_bucket(seconds)}", cohort)
+    if account.label is not None:
+        rollup.add(conn, version, arm, f"label.{account.label}.active", cohort)
 
 
 def closed_reason(
@@ -95,6 +112,7 @@ def closed_reason(
     status = row.status
     if status == "pending" and row.expires_at <= now:
         sql.SET_STATUS.execute(conn, {"vid": verification_id, "status": "expired"})
+        rollup.add(conn, row.policy_version, row.arm, f"expired.{row.channel}", row.created_at)
         status = "expired"
     if status == "expired":
         return Gone("code_expired", f"the {secret} has expired; ask for a new one")

@@ -9,8 +9,8 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from verifyd import rollup, views
 from verifyd import statements as sql
-from verifyd import views
 from verifyd.channels.base import Channel, VerificationRef
 from verifyd.codes import well_formed
 from verifyd.db import Database
@@ -97,8 +97,11 @@ class Codes:
             if channel.check(row.id, code, row.secret_hash):
                 return approve(conn, row, now)
             left = row.max_checks - row.attempts
+            version, arm, ch = row.policy_version, row.arm, row.channel
+            rollup.add(conn, version, arm, f"checks.{ch}.incorrect", row.created_at)
             if left <= 0:
                 sql.SET_STATUS.execute(conn, {"vid": row.id, "status": "locked"})
+                rollup.add(conn, version, arm, f"locked.{ch}", row.created_at)
             return CodeIncorrect(
                 "code_incorrect",
                 "the code is not correct" + ("; no attempts left" if left <= 0 else ""),
@@ -170,7 +173,9 @@ class Codes:
                     "delivery": "sent" if immediate or row.shadow else "queued",
                 },
             )
-            delivery = self._delivery.hand_off(conn, channel, ref, row.shadow, now)
+            cohort = (row.policy_version, row.arm, row.created_at)
+            delivery = self._delivery.hand_off(conn, channel, ref, row.shadow, now, cohort)
+            rollup.add(conn, row.policy_version, row.arm, f"resends.{row.channel}", row.created_at)
             view = views.verification(fresh, now)
             view["delivery"] = delivery
             return view, delivery

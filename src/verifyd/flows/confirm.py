@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Connection
 
+from verifyd import rollup
 from verifyd import statements as sql
 from verifyd.channels.base import Channel
 from verifyd.codes import hash_token
@@ -27,6 +28,24 @@ class Links:
     def __init__(self, db: Database, channels: dict[str, Channel]) -> None:
         self._db = db
         self._channels = channels
+
+    async def viewed(self, token: str) -> None:
+        """Note that a pending link's page was shown (its first showing is counted).
+
+        A page shown and never followed by a confirm is what mail scanners and users
+        who gave up leave behind: the stats count both.
+        """
+        if not token or len(token) > MAX_TOKEN_LENGTH:
+            return
+        now = utcnow()
+        digest = hash_token(token)
+
+        def work(conn: Connection) -> None:
+            row = sql.VIEWED.first(conn, {"digest": digest, "now": now})
+            if row is not None:
+                rollup.add(conn, row.policy_version, row.arm, "link_views", row.created_at)
+
+        await self._db.transact(work)
 
     async def confirm(self, token: str) -> Approved:
         """Confirm an email link's token, once.

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection
 
+from verifyd import pricing, rollup
 from verifyd import statements as sql
 from verifyd.channels.base import Channel, VerificationRef
 from verifyd.codes import new_id
@@ -49,15 +50,24 @@ class Delivery:
         ref: VerificationRef,
         shadow: bool,
         now: datetime,
+        cohort: tuple[int, str, datetime],
     ) -> str:
         """Queue (or, for a transactional provider, deliver) the verification's message.
+
+        Args:
+            cohort: The verification's policy version, arm and creation time, under
+                which a message sent here is counted.
 
         Returns:
             The verification's ``delivery`` state after this transaction.
         """
         provider = self.provider_for(channel, ref.sandbox)
         if provider.transactional and not shadow:
-            provider.send_in_transaction(conn, channel.render(ref, new_id("msg"), now))
+            message = channel.render(ref, new_id("msg"), now)
+            provider.send_in_transaction(conn, message)
+            country, parts = pricing.basis(message.kind, message.to, message.body)
+            version, arm, created = cohort
+            rollup.add(conn, version, arm, f"sent.{message.kind}.{country}.{parts}", created)
             return "sent"
         # Nothing is sent for an identity an active account owns (``suppressed``); the
         # row keeps the statement count, and so the timing, of a real signup.

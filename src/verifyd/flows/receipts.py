@@ -9,6 +9,7 @@ from typing import Literal
 
 from sqlalchemy import Connection, select, update
 
+from verifyd import rollup
 from verifyd.db import Database
 from verifyd.models import Message, Verification, table_of, utcnow
 
@@ -112,14 +113,20 @@ class Receipts:
             update(_messages)
             .where(which, m.status == _AWAITING_RECEIPT)
             .values(values)
-            .returning(m.verification_id, m.generation)
+            .returning(m.verification_id, m.generation, m.kind)
         ).all()
         if not moved:
             known = conn.execute(select(m.id).where(which).limit(1)).first()
             return "unchanged" if known is not None else "unknown"
-        for verification_id, generation in moved:
+        counter = "delivered" if receipt.outcome == "delivered" else "failed"
+        for verification_id, generation, kind in moved:
             if verification_id is None:
                 continue
+            cohort = conn.execute(
+                select(v.policy_version, v.arm, v.created_at).where(v.id == verification_id)
+            ).one()
+            version, arm, created = cohort
+            rollup.add(conn, version, arm, f"{counter}.{kind}", created)
             conn.execute(
                 update(_verifications)
                 .where(
