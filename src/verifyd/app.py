@@ -15,7 +15,7 @@ from fastapi.openapi.utils import get_openapi
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from verifyd import __version__
-from verifyd.api import admin, handlers, ops, public, receipts
+from verifyd.api import admin, handlers, ops, public, receipts, stats
 from verifyd.registry import Registry
 from verifyd.runtime import Runtime, build_runtime
 from verifyd.settings import Settings
@@ -116,6 +116,7 @@ def create_app(settings: Settings, *, registry: Registry | None = None) -> FastA
     if settings.sandbox_on:
         app.include_router(public.sandbox_router)
     app.include_router(admin.router)
+    app.include_router(stats.router)
     app.include_router(receipts.router)
     app.include_router(ops.router)
     if settings.access_log:

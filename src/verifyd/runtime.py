@@ -9,19 +9,23 @@ from verifyd.channels.base import Channel
 from verifyd.codes import Secrets
 from verifyd.db import Database
 from verifyd.destinations import Destinations
+from verifyd.disposable import DisposableDomains
 from verifyd.flows.check import Codes
 from verifyd.flows.confirm import Links
 from verifyd.flows.delivery import SANDBOX_PROVIDER, Delivery
 from verifyd.flows.exposure import Exposures
+from verifyd.flows.labels import Labels
 from verifyd.flows.limits import Limits
 from verifyd.flows.lookup import Lookup
 from verifyd.flows.messages import Messages
 from verifyd.flows.sandbox import SandboxInbox
 from verifyd.flows.signals import Signals
 from verifyd.flows.signup import Signup
+from verifyd.flows.stats import Stats
 from verifyd.idempotency import IdempotencyStore
 from verifyd.outbox import Dispatcher
 from verifyd.policystore import PolicyStore
+from verifyd.pricing import Prices
 from verifyd.providers.base import Provider
 from verifyd.registry import Registry, RegistryError
 from verifyd.retry import Backoff
@@ -48,6 +52,8 @@ class Runtime:
     admin_keys: AdminKeys
     idempotency: IdempotencyStore
     exposures: Exposures
+    stats: Stats
+    labels: Labels
 
 
 def _providers(
@@ -110,6 +116,8 @@ def check_configuration(settings: Settings, registry: Registry | None = None) ->
         RegistryError: a plugin name clash or a missing plugin.
     """
     settings.check_production()
+    Prices.from_settings(settings)
+    DisposableDomains(settings)
     registry = registry or Registry.from_entry_points()
     secrets = Secrets(settings.resolve_secret())
     channels = {name: cls(settings, secrets) for name, cls in registry.channels.items()}
@@ -177,6 +185,8 @@ def build_runtime(settings: Settings, registry: Registry | None = None) -> Runti
             wake=wake,
         ),
         exposures=exposures,
+        stats=Stats(db, Prices.from_settings(settings)),
+        labels=Labels(db),
         codes=Codes(db, channels, policies, limits, delivery, wake=wake),
         links=Links(db, channels),
         lookup=Lookup(db),
