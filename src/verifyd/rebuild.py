@@ -1,8 +1,9 @@
 """The stats' rollup recomputed from the rows it summarises.
 
 Run by the migration that introduced the rollup (so signups made before it are
-counted), by ``verifyd stats rebuild`` after a manual repair, and by the tests, which
-check that the counters the flows write agree with it exactly.
+counted), by the benchmark's seeding, and by the tests, which check that the counters
+the flows write agree with it exactly. Sandbox messages leave no outbox row: they are
+counted from their verifications, as one segment each.
 """
 
 from __future__ import annotations
