@@ -219,3 +219,69 @@ def test_serve_in_production_refuses_while_behind(
     assert "behind its migrations" in err and "verifyd migrate" in err
     assert "Traceback" not in err
     assert migrate.current(engine_for(empty_database_url)) is None  # it did not migrate
+
+
+def test_upgrading_to_the_rollup_counts_the_signups_made_before_it(
+    empty_database_url: str,
+) -> None:
+    from alembic import command
+
+    from verifyd import rollup
+
+    db = Database(empty_database_url)
+    try:
+        config = migrate.alembic_config(empty_database_url)
+        with db.writer.begin() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, "0002")
+        with db.writer.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO accounts (id, status, phone, needs, needs_all, policy_version,"
+                    " arm, flags, shadow, created_at, activated_at, phone_verified_at)"
+                    " VALUES ('acc_old', 'active', '+447911123456', 'phone', true, 1, 'phone',"
+                    " '[\"voip\"]', false, '2026-11-30 10:00:00', '2026-11-30 10:01:00',"
+                    " '2026-11-30 10:01:00')"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO verifications (id, account_id, channel, identity, destination,"
+                    " sandbox, shadow, status, secret_hash, generation, attempts, max_checks,"
+                    " resends, delivery, expires_at, resend_available_at, created_at,"
+                    " approved_at) VALUES ('ver_old', 'acc_old', 'sms', 'phone',"
+                    " '+447911123456', false, false, 'approved', 'h', 0, 2, 5, 0, 'sent',"
+                    " '2026-11-30 10:10:00', '2026-11-30 10:00:30', '2026-11-30 10:00:00',"
+                    " '2026-11-30 10:01:00')"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO messages (id, verification_id, generation, kind, provider,"
+                    ' "to", status, attempts, next_attempt_at, created_at, sent_at)'
+                    " VALUES ('msg_old', 'ver_old', 0, 'sms', 'twilio', '+447911123456',"
+                    " 'delivered', 1, '2026-11-30 10:00:00', '2026-11-30 10:00:00',"
+                    " '2026-11-30 10:00:01')"
+                )
+            )
+        migrate.upgrade(db)
+        with db.read() as conn:
+            counters = rollup.read(conn)[1, "phone"]
+            arm = conn.execute(text("SELECT arm FROM verifications")).scalar_one()
+        assert arm == "phone"
+        assert counters == {
+            "signups": 1,
+            "suspect": 1,
+            "suspect.voip": 1,
+            "activated": 1,
+            "ttv.6": 1,
+            "verifications.sms": 1,
+            "approved.sms": 1,
+            "checks.sms.approved": 1,
+            "checks.sms.incorrect": 1,
+            "checks_to_approve.sms": 2,
+            "sent.sms.-.1": 1,
+            "delivered.sms": 1,
+        }
+    finally:
+        db.dispose()
