@@ -9,20 +9,18 @@ from statistics import NormalDist
 
 import pytest
 
+from verifyd.sequential import DEFAULT_TAU, Sequential, always_valid
 from verifyd.significance import (
-    DEFAULT_TAU,
     Difference,
-    Sequential,
     achieved_power,
-    always_valid,
     chi2_sf,
     required_sample,
     srm,
     two_proportion,
-    verdict,
     wilson,
     z_for,
 )
+from verifyd.verdicts import verdict
 
 # Hard-coded standard normal quantiles (any printed table): z_0.975, z_0.90, z_0.80.
 Z975, Z90, Z80 = 1.959964, 1.281552, 0.841621

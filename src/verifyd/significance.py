@@ -1,15 +1,10 @@
-"""Proportion statistics for comparing policy arms: fixed-horizon and always-valid tests."""
+"""Fixed-horizon statistics of proportions: intervals, the two-proportion test, sample size
+and power, the sample-ratio check (``sequential.py`` has the always-valid test)."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-
-# Mixing standard deviation of the always-valid test, on the absolute difference scale.
-# It is fixed in advance, never taken from the data: a mixture tuned on the rates seen so far
-# is no longer a fixed mixture, and its time-uniform guarantee is lost. 0.05 (5 points) is the
-# size of effect that makes an operator switch policies; a wrong guess costs power, not validity.
-DEFAULT_TAU = 0.05
 
 _SQRT2 = math.sqrt(2.0)
 # Acklam's rational approximation of the inverse normal CDF (relative error 1.15e-9).
@@ -55,16 +50,6 @@ class Difference:
 
 
 @dataclass(frozen=True)
-class Sequential:
-    """The always-valid comparison: a confidence sequence and a p-value for p_b - p_a."""
-
-    diff: float
-    low: float
-    high: float
-    p_value: float
-
-
-@dataclass(frozen=True)
 class SampleRatio:
     """A sample-ratio-mismatch check: the chi-square of the arm counts against the weights."""
 
@@ -72,18 +57,6 @@ class SampleRatio:
     df: int
     p_value: float
     mismatch: bool
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """A plain-language reading of one metric between two arms, safe to read daily."""
-
-    decided: bool
-    text: str
-    difference: Difference | None
-    sequential: Sequential | None
-    required_per_arm: int | None
-    power: float | None
 
 
 def _check_counts(successes: int, n: int) -> None:
@@ -292,144 +265,3 @@ def srm(
     df = len(weighted) - 1
     p_value = 0.0 if stray else chi2_sf(chi2, df)
     return SampleRatio(chi2, df, p_value, p_value < threshold)
-
-
-def _smoothed_variance(successes: int, n: int) -> float:
-    # Half a pseudo-success and half a pseudo-failure keep the variance above 0 at 0 % or 100 %.
-    p = (successes + 0.5) / (n + 1.0)
-    return p * (1.0 - p) / n
-
-
-def always_valid(
-    x_a: int, n_a: int, x_b: int, n_b: int, alpha: float = 0.05, tau: float | None = None
-) -> Sequential | None:
-    """Compare b with a in a way that stays valid however often the result is read.
-
-    A normal-mixture sequential probability ratio test (mSPRT; Johari et al. 2017, "Peeking
-    at A/B tests"), mixing over effects N(0, tau²). For the estimate d = p_b - p_a with
-    variance V, the likelihood ratio against "no difference" is
-    Lambda = sqrt(V / (V + tau²)) * exp(tau² d² / (2 V (V + tau²))).
-
-    ``low``/``high`` form a confidence sequence: the effects the mixture does not reject at
-    level ``alpha``. It covers the true difference at all times simultaneously, so it may be
-    read after every signup (asymptotically: V is estimated, the data are Bernoulli).
-    ``p_value`` = min(1, 1/Lambda) is for the current look; a caller that keeps state should
-    report the running minimum over looks, which is the always-valid p-value proper.
-
-    Args:
-        x_a: Successes in arm a.
-        n_a: Trials in arm a.
-        x_b: Successes in arm b.
-        n_b: Trials in arm b.
-        alpha: Error rate of the confidence sequence.
-        tau: Mixing standard deviation; None takes ``DEFAULT_TAU`` (5 points, fixed in advance).
-
-    Returns:
-        The result, or None when either arm is empty.
-
-    Raises:
-        ValueError: Counts out of range, alpha outside (0, 1) or tau not positive.
-    """
-    _check_counts(x_a, n_a)
-    _check_counts(x_b, n_b)
-    _check_unit("alpha", alpha)
-    mix = DEFAULT_TAU if tau is None else tau
-    if not mix > 0.0:
-        raise ValueError(f"tau must be positive, got {tau}")
-    if n_a == 0 or n_b == 0:
-        return None
-    diff = x_b / n_b - x_a / n_a
-    v = _smoothed_variance(x_a, n_a) + _smoothed_variance(x_b, n_b)
-    t2 = mix * mix
-    radius = math.sqrt(v * (v + t2) / t2 * (2.0 * math.log(1.0 / alpha) + math.log((v + t2) / v)))
-    log_lambda = 0.5 * math.log(v / (v + t2)) + t2 * diff * diff / (2.0 * v * (v + t2))
-    p_value = 1.0 if log_lambda <= 0.0 else math.exp(-log_lambda)
-    return Sequential(diff, max(-1.0, diff - radius), min(1.0, diff + radius), p_value)
-
-
-def _pct(rate: float) -> str:
-    return f"{rate * 100:.1f} %"
-
-
-def _points(diff: float) -> str:
-    return f"{diff * 100:+.1f}"
-
-
-def _p(p_value: float) -> str:
-    if p_value < 0.001:
-        return "p < 0.001"
-    return f"p = {p_value:.3f}" if p_value < 0.01 else f"p = {p_value:.2f}"
-
-
-def _about(n: int) -> int:
-    """``n`` rounded up to two significant figures: a planning figure, never an understatement."""
-    step: int = 10 ** max(0, len(str(n)) - 2)
-    return -(-n // step) * step
-
-
-def verdict(
-    metric: str,
-    a: str,
-    b: str,
-    x_a: int,
-    n_a: int,
-    x_b: int,
-    n_b: int,
-    confidence: float = 0.95,
-    power: float = 0.8,
-) -> Verdict:
-    """Say in one sentence what the data show about ``metric`` between arms ``a`` and ``b``.
-
-    Decided only when the always-valid p-value is below 1 - confidence, so reading it every
-    day does not inflate false alarms; the fixed-horizon interval and p-value are shown too.
-
-    Args:
-        metric: A noun phrase for the rate, e.g. "conversion" or "fake rate".
-        a: Name of the first arm.
-        b: Name of the second arm.
-        x_a: Successes in arm a.
-        n_a: Signups in arm a.
-        x_b: Successes in arm b.
-        n_b: Signups in arm b.
-        confidence: Confidence of the intervals; 1 - confidence is the error rate.
-        power: Power the sample-size figure aims for.
-    """
-    missing = [arm for arm, n in ((a, n_a), (b, n_b)) if n == 0]
-    if missing:
-        return Verdict(False, f"No data for {' or '.join(missing)} yet.", None, None, None, None)
-    alpha = 1.0 - confidence
-    difference = two_proportion(x_a, n_a, x_b, n_b, confidence)
-    sequential = always_valid(x_a, n_a, x_b, n_b, alpha=alpha)
-    assert difference is not None and sequential is not None  # both arms have data
-    p_a, p_b = x_a / n_a, x_b / n_b
-    required = required_sample(p_a, p_b, alpha, power)
-    now = achieved_power(p_a, p_b, n_a, n_b, alpha)
-    decided = sequential.p_value < alpha
-    if decided:
-        d = difference
-        win, lose, p_w, p_l, diff, low, high = (
-            (b, a, p_b, p_a, d.diff, d.low, d.high)
-            if d.diff > 0
-            else (a, b, p_a, p_b, -d.diff, -d.high, -d.low)
-        )
-        text = (
-            f"{win} has the higher {metric}: {_pct(p_w)} vs {_pct(p_l)} ({_points(diff)} points,"
-            f" {confidence * 100:g} % CI {_points(low)} to {_points(high)}, {_p(d.p_value)};"
-            f" always-valid {_p(sequential.p_value)})."
-        )
-    else:
-        text = f"Not enough data yet: {a} {_pct(p_a)} (n={n_a:,}) vs {b} {_pct(p_b)} (n={n_b:,}); "
-        power_now = f"power now {(now or 0.0) * 100:.0f} %"
-        if required is None:
-            text += "no difference so far."
-        elif required > min(n_a, n_b):
-            text += (
-                f"detecting a difference of this size needs about {_about(required):,}"
-                f" signups per arm ({power_now})."
-            )
-        else:
-            text += (
-                f"a single-look test needs about {_about(required):,} signups per arm, the"
-                f" always-valid test somewhat more ({power_now})."
-            )
-    return Verdict(decided, text, difference, sequential, required, now)

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from verifyd.significance import srm, verdict
+from verifyd.significance import srm
+from verifyd.verdicts import verdict
 
 #: The rates compared: (key, the phrase a verdict uses, where the summary keeps the rate).
 METRICS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
