@@ -268,10 +268,20 @@ def table(cells: list[Cell]) -> str:
     return "\n".join(lines)
 
 
-def summary(cells: list[Cell]) -> str:
-    """The table, the ratios and each target marked PASS or FAIL."""
+def summary(
+    cells: list[Cell],
+    more: list[str] | None = None,
+    more_targets: list[tuple[str, bool]] | None = None,
+) -> str:
+    """The table, the ratios, ``more`` (another section), and each target marked PASS or FAIL.
+
+    ``more_targets`` (the stats call's, bench/stats.py) come after the cells' own.
+    """
     lines = [table(cells), "", f"ratios (floor: {FLOOR}, the targets'; def-floor: {DEF_FLOOR}):"]
     lines += [f"  {k:<44}{v:8.3f}" for k, v in ratios(cells).items()]
+    if more:
+        lines += ["", *more]
     lines += ["", "targets:"]
-    lines += [f"  {'PASS' if ok else 'FAIL'}  {text}" for text, ok in targets(cells)]
+    verdicts = targets(cells) + (more_targets or [])
+    lines += [f"  {'PASS' if ok else 'FAIL'}  {text}" for text, ok in verdicts]
     return "\n".join(lines)

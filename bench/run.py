@@ -1,7 +1,7 @@
 """Measure verifyd against the floor, in one run: ``make bench`` or
 
     .venv/bin/python bench/run.py [--database sqlite|postgresql] [--duration 15]
-        [--warmup 3] [--concurrency 16,64] [--seed 1000000] [--json FILE]
+        [--warmup 3] [--concurrency 16,64] [--seed 1000000] [--stats-calls 10] [--json FILE]
 
 What it measures. The servers run on one core (``taskset -c`` the first CPU this
 process may use), wrk on another, each wrk thread driving one connection
@@ -24,8 +24,14 @@ process may use), wrk on another, each wrk thread driving one connection
   fresh database (it migrates at start), sandbox on, fixed sandbox code; each wrk
   connection chains the flow signup (``POST /v1/accounts``) -> check (``POST
   /v1/verifications/{id}/check``) on numbers no flow of the bench used before.
-- verifyd seeded: the same on a copy of a database pre-seeded with ``--seed`` active
-  accounts (bench/seed.py; seeded once, the time it took printed).
+- verifyd seeded: the same on a copy of a database pre-seeded with ``--seed`` accounts:
+  30 days of signups under three policy versions, the current one the flows' (bench/
+  population.py), and the stats rollup rebuilt from those rows (bench/seed.py; seeded
+  once, the time the rows and the rollup took printed).
+- the stats call: on the server of the first seeded cell, once its flows are measured,
+  an admin key (``verifyd admin-key create``), then ``GET /v1/admin/stats`` and the same
+  with ``compare=2,3``, each 1 warm-up call and ``--stats-calls`` measured ones, one at
+  a time (bench/stats.py): p50 and max latency, and the rollup's rows.
 
 Each cell is a warm-up run (``--warmup`` s, discarded) then the measured run
 (``--duration`` s) against the same server; each server start gets a fresh database.
@@ -49,8 +55,9 @@ against each floor's req/s, "floor" the strict one and "def-floor" the sync endp
 flows/s against noop's req/s; seeded against empty) and the targets, each marked PASS
 or FAIL, all against the strict floor: flows/s >= 0.25 x floor req/s at each C, flow
 p99 <= 50 ms at C=16 and <= 150 ms at C=64, seeded flows/s at most 10 % below empty, zero
-errors. The exit status is 0 whatever the targets say (this is a measurement); 1 when
-the harness failed (a server did not start, wrk failed), 2 when wrk or taskset is
+errors; and every measured stats call answered within 1 s. The exit status is 0
+whatever the targets say (this is a measurement); 1 when the harness failed (a server
+did not start, wrk failed, a stats call did not answer 200), 2 when wrk or taskset is
 missing and cannot be installed (the command to run is printed).
 """
 
@@ -60,22 +67,19 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from importlib import metadata
 from itertools import count
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench import environment, report, seed  # noqa: E402
-from bench.servers import ROOT, HarnessError, Postgres, Server, free_port  # noqa: E402
+from bench import environment, host, report, seed, stats  # noqa: E402
+from bench.servers import HarnessError, Postgres, Server, free_port  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-TOOLS = {"wrk": "wrk", "taskset": "util-linux"}  # command -> Debian package
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -87,54 +91,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=3, help="seconds of discarded warm-up")
     p.add_argument("--concurrency", default="16,64", help="comma-separated connections")
     p.add_argument("--seed", type=int, default=1_000_000, help="accounts (0: no seeded cells)")
+    p.add_argument("--stats-calls", type=int, default=10, help="measured stats calls (0: none)")
     p.add_argument("--json", type=Path, help="also write everything measured here")
     args = p.parse_args(argv)
     args.concurrency = [int(c) for c in args.concurrency.split(",") if c.strip()]
     if not args.concurrency or any(not 1 <= c < seed.MAX_THREADS for c in args.concurrency):
         p.error(f"--concurrency: each between 1 and {seed.MAX_THREADS - 1}")
-    if args.duration < 1 or args.warmup < 0 or args.seed < 0:
-        p.error("--duration must be >= 1 s, --warmup and --seed >= 0")
+    if args.duration < 1 or min(args.warmup, args.seed, args.stats_calls) < 0:
+        p.error("--duration must be >= 1 s, --warmup, --seed and --stats-calls >= 0")
     return args
-
-
-def ensure_tools() -> int | None:
-    """None when wrk and taskset are there (installed now if root can), else exit 2."""
-    missing = [tool for tool in TOOLS if shutil.which(tool) is None]
-    if not missing:
-        return None
-    cmd = ["apt-get", "install", "-y", "--no-install-recommends"]
-    cmd += sorted({TOOLS[t] for t in missing})
-    if os.geteuid() == 0 and shutil.which("apt-get"):
-        print(f"bench: installing {', '.join(missing)}: {' '.join(cmd)}", file=sys.stderr)
-        if subprocess.run(cmd, stdin=subprocess.DEVNULL).returncode != 0:
-            subprocess.run(["apt-get", "update"], stdin=subprocess.DEVNULL)
-            subprocess.run(cmd, stdin=subprocess.DEVNULL)
-        if all(shutil.which(tool) for tool in TOOLS):
-            return None
-    print(f"bench: {', '.join(missing)} not found; run as root: {' '.join(cmd)}", file=sys.stderr)
-    return 2
-
-
-def machine() -> str:
-    """Cores, CPU model, versions, commit and database, on a few lines."""
-    cpuinfo = Path("/proc/cpuinfo").read_text()
-    model = next(
-        (ln.split(":", 1)[1].strip() for ln in cpuinfo.splitlines() if ln.startswith("model name")),
-        "?",
-    )
-    versions = ", ".join(f"{d} {metadata.version(d)}" for d in ("uvicorn", "uvloop", "httptools"))
-    git = ["git", "-C", str(ROOT)]
-    commit = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    dirty = subprocess.run(
-        [*git, "status", "--porcelain", "--", "src"], capture_output=True, text=True
-    )
-    wrk = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split(" [")[0]
-    return (
-        f"machine: {os.cpu_count()} cores, {model}, {platform.machine()}; Python "
-        f"{platform.python_version()}; {versions}; {wrk.strip()}\n"
-        f"commit: {commit.stdout.strip() or '?'}"
-        f"{' + uncommitted changes in src/' if dirty.stdout.strip() else ''}"
-    )
 
 
 class Bench:
@@ -150,6 +115,7 @@ class Bench:
         self.flow_runs = count()  # flow runs only: their phone numbers (seed.flow_prefix)
         self.cells: list[report.Cell] = []
         self.notes: list[str] = []  # machine, database, seeding: printed above the table
+        self.stats: stats.StatsRun | None = None
 
     def wrk(
         self, url: str, mode: str, c: int, seconds: int
@@ -201,13 +167,23 @@ class Bench:
             self.cell(report.FLOOR, s, "/insert", "insert", c)
             self.cell(report.DEF_FLOOR, s, "/insert-def", "insert-def", c)
 
-    def verifyd(self, name: str, c: int, url: str, cwd: Path, db: Postgres | None) -> None:
+    def verifyd(
+        self, name: str, c: int, url: str, cwd: Path, db: Postgres | None, stats_calls: int = 0
+    ) -> None:
         port = free_port()
         env = environment.verifyd(url, port)
-        argv = [str(Path(sys.executable).parent / "verifyd"), "serve"]
+        verifyd = Path(sys.executable).parent / "verifyd"
         probe = ("GET", "/readyz")
+        argv = [str(verifyd), "serve"]
         with Server(name, argv, cpu=self.server_cpu, env=env, cwd=cwd, port=port, probe=probe) as s:
             self.cell(name, s, "", "flow", c, db)
+            if stats_calls:
+                key = stats.admin_key(verifyd, env, cwd)
+                self.stats = stats.measure(
+                    s.url, key, database_url=url, accounts=self.args.seed, calls=stats_calls
+                )
+                for line in stats.lines(self.stats):
+                    print(f"  {line}", file=sys.stderr, flush=True)
 
 
 def run(bench: Bench) -> None:
@@ -230,14 +206,19 @@ def run(bench: Bench) -> None:
             if pg is None:
                 template = workdir / "seeded.db"
                 seed.migrate(f"sqlite:///{template}")
-                seed.seed(f"sqlite:///{template}", args.seed)
+                seeded_db = seed.seed(f"sqlite:///{template}", args.seed)
                 seeded = {c: str(template) for c in args.concurrency}
             else:
                 name, url = pg.create()
                 seed.migrate(url)
-                seed.seed(url, args.seed)
+                seeded_db = seed.seed(url, args.seed)
                 seeded = {c: pg.create(template=name)[1] for c in args.concurrency}
-            note = f"seeding: {args.seed:,} accounts in {time.monotonic() - started:.1f} s"
+            rows = ", ".join(f"{n:,} {t}" for t, n in seeded_db.rows.items() if t != "accounts")
+            note = (
+                f"seeding: {args.seed:,} accounts ({rows}) in {time.monotonic() - started:.1f} s:"
+                f" rows {seeded_db.rows_s:.1f} s, then the rollup, {seeded_db.counters:,}"
+                f" counters, {seeded_db.rollup_s:.1f} s"
+            )
             bench.notes.append(note)
             print(f"bench: {note}", file=sys.stderr, flush=True)
         if pg is not None:
@@ -254,22 +235,23 @@ def run(bench: Bench) -> None:
                 if pg is None:
                     shutil.copyfile(url, cell_dir / "seeded.db")
                     url = f"sqlite:///{cell_dir / 'seeded.db'}"
-                # The copy's writeback (800 MB for 1,000,000 accounts) happens now, not
+                # The copy's writeback (1.5 GB for 1,000,000 accounts) happens now, not
                 # under the measurement, where it queues every fsync behind it.
                 os.sync()
-                bench.verifyd("verifyd seeded", c, url, cell_dir, pg)
+                calls = args.stats_calls if c == args.concurrency[0] else 0
+                bench.verifyd("verifyd seeded", c, url, cell_dir, pg, calls)
             shutil.rmtree(cell_dir)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    missing = ensure_tools()
+    missing = host.ensure_tools()
     if missing is not None:
         return missing
     workdir = Path(tempfile.mkdtemp(prefix="verifyd-bench-"))
     try:
         bench = Bench(args, workdir)
-        bench.notes.append(machine())
+        bench.notes.append(host.machine())
         print(bench.notes[0], file=sys.stderr, flush=True)
         run(bench)
     except HarnessError as exc:
@@ -283,14 +265,19 @@ def main(argv: list[str] | None = None) -> int:
         f"CPU {bench.wrk_cpu}, one connection per wrk thread; verifyd's access log off"
     )
     print("\n".join(bench.notes) + "\n")
-    print(report.summary(bench.cells))
+    more = stats.lines(bench.stats) if bench.stats else None
+    stats_targets = stats.targets(bench.stats) if bench.stats else []
+    print(report.summary(bench.cells, more, stats_targets))
     if args.json:
         doc = {
             "notes": bench.notes,
             "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
             "cells": [cell.as_dict() for cell in bench.cells],
             "ratios": report.ratios(bench.cells),
-            "targets": [{"target": t, "pass": ok} for t, ok in report.targets(bench.cells)],
+            "stats": bench.stats.as_dict() if bench.stats else None,
+            "targets": [
+                {"target": t, "pass": ok} for t, ok in report.targets(bench.cells) + stats_targets
+            ],
         }
         args.json.write_text(json.dumps(doc, indent=2) + "\n")
     return 0

@@ -1,31 +1,37 @@
-"""The bench's phone numbers, and a database pre-seeded with active accounts.
+"""The bench's phone numbers, and a database pre-seeded with 30 days of signups.
 
 Every number the bench uses is ``+999`` and 12 digits, one sandbox pattern
 (:data:`SANDBOX_PATTERN`, given to the server as ``VERIFYD_SANDBOX_PATTERNS``); +999 is
 no country's code, so no real phone can ever be reached. The first digit after
 ``+999`` tells the two ranges apart, so they can never collide:
 
-- ``0`` + 11 digits: seeded account ``i`` (:func:`seeded_phone`).
+- ``0`` + 11 digits: seeded account ``i`` (:func:`seeded_phone`), when it signed up
+  on the phone arm (the email arm's get :func:`bench.population.seeded_email`).
 - ``1`` + run (2 digits) + wrk thread (3) + flow (6): the flows; ``flow.lua`` appends
   the thread and flow digits to :func:`flow_prefix`, so each wrk run (warm-up and
   measured runs alike) signs up numbers no other run ever used.
 
-A seeded account is what a finished flow leaves: an active account whose phone is
-verified, its approved verification and its ``identities`` row, in the schema
-migrated by verifyd's own Alembic upgrade. SQLite is filled with the plain ``sqlite3``
-module (``executemany`` in one transaction, journal and ``synchronous`` off while
-seeding only; the file is left in WAL mode as the server leaves it); PostgreSQL with
-psycopg's ``COPY``, then ``ANALYZE`` (as autovacuum would have by then).
+The seeded rows are bench/population.py's (its docstring says what they hold): what
+30 days of signups under three policy versions leave, in the schema migrated by
+verifyd's own Alembic upgrade. SQLite is filled with the plain ``sqlite3`` module
+(``executemany`` in one transaction, journal and ``synchronous`` off while seeding
+only; the file is left in WAL mode as the server leaves it); PostgreSQL with psycopg's
+``COPY``, then ``ANALYZE`` (as autovacuum would have by then). :func:`rollup` then
+fills ``stat_counts`` with :func:`verifyd.rebuild.rebuild`: the counters the flows
+would have written for those rows, exactly.
 """
 
 from __future__ import annotations
 
-import base64
-import random
+import json
 import sqlite3
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
-from typing import Any
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from bench import population
+from bench.population import Row
 
 #: The one sandbox pattern covering every bench number (seeded and flows).
 SANDBOX_PATTERN = r"^\+999\d{12}$"
@@ -38,49 +44,6 @@ MAX_RUNS = 100
 MAX_SEEDED = 10**11
 
 ROWS_PER_BATCH = 20_000
-
-ACCOUNT_COLUMNS = (
-    "id",
-    "status",
-    "phone",
-    "email",
-    "phone_verified_at",
-    "email_verified_at",
-    "needs",
-    "needs_all",
-    "policy_version",
-    "arm",
-    "subject_hash",
-    "locale",
-    "redirect_url",
-    "flags",
-    "shadow",
-    "ip",
-    "created_at",
-    "activated_at",
-)
-VERIFICATION_COLUMNS = (
-    "id",
-    "account_id",
-    "channel",
-    "identity",
-    "destination",
-    "sandbox",
-    "shadow",
-    "status",
-    "secret_hash",
-    "generation",
-    "attempts",
-    "max_checks",
-    "code_length",
-    "resends",
-    "delivery",
-    "expires_at",
-    "resend_available_at",
-    "created_at",
-    "approved_at",
-)
-IDENTITY_COLUMNS = ("kind", "value", "account_id", "created_at")
 
 
 def seeded_phone(i: int) -> str:
@@ -104,45 +67,52 @@ def flow_phone(run: int, thread: int, n: int) -> str:
     return f"{flow_prefix(run)}{thread:03d}{n:06d}"
 
 
-def _ids(rng: random.Random, prefix: str) -> str:
-    # The shape of verifyd's own ids (128 random bits, URL-safe): random keys, as in use.
-    return prefix + base64.urlsafe_b64encode(rng.randbytes(16)).rstrip(b"=").decode()
+@dataclass(frozen=True)
+class Seeded:
+    """What :func:`seed` wrote, and how long each part took."""
+
+    rows: dict[str, int]  # table -> rows written
+    rows_s: float
+    counters: int  # stat_counts rows
+    rollup_s: float
 
 
-def rows(
-    count: int, start: int = 0, *, when: datetime | None = None
-) -> Iterator[tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]]:
-    """Batches of (accounts, verifications, identities) rows for seeded accounts.
+def _renderer(table: str, columns: tuple[str, ...], sqlite: bool) -> Callable[[Row], Row]:
+    """What turns a row into the driver's values: JSON as text, on SQLite datetimes too.
 
-    Datetimes are naive UTC, as verifyd stores them; the caller renders them for its
-    driver. Account ``start + k`` gets :func:`seeded_phone` of that index.
+    The columns' types come from verifyd's own models; only those columns are touched.
     """
-    rng = random.Random(start)
-    at = (when or datetime.now(UTC) - timedelta(days=1)).astimezone(UTC).replace(tzinfo=None)
-    expires, resend = at + timedelta(minutes=10), at + timedelta(seconds=30)
-    for first in range(start, start + count, ROWS_PER_BATCH):
-        accounts, verifications, identities = [], [], []
-        for i in range(first, min(first + ROWS_PER_BATCH, start + count)):
-            phone = seeded_phone(i)
-            aid, vid = _ids(rng, "acc_"), _ids(rng, "ver_")
-            accounts.append(
-                (aid, "active", phone, None, at, None, "phone", True, 1, "phone")
-                + (None, None, None, "[]", False, "127.0.0.1", at, at)
-            )
-            verifications.append(
-                (vid, aid, "sms", "phone", phone, True, False, "approved", rng.randbytes(32).hex())
-                + (0, 1, 5, 4, 0, "sent", expires, resend, at, at)
-            )
-            identities.append(("phone", phone, aid, at))
-        yield accounts, verifications, identities
+    from sqlalchemy import JSON, DateTime
+
+    from verifyd.models import Base
+
+    types = [Base.metadata.tables[table].c[c].type for c in columns]
+    as_json = [i for i, t in enumerate(types) if isinstance(t, JSON)]
+    # SQLAlchemy's SQLite DATETIME format; PostgreSQL's driver takes datetimes as they are.
+    dates = [i for i, t in enumerate(types) if t._type_affinity is DateTime] if sqlite else []
+
+    def render(row: Row) -> Row:
+        values = list(row)
+        for i in as_json:
+            values[i] = json.dumps(values[i])
+        for i in dates:
+            if values[i] is not None:
+                values[i] = values[i].isoformat(" ", "microseconds")
+        return tuple(values)
+
+    return render
 
 
-def _sqlite_value(value: Any) -> Any:
-    if isinstance(value, datetime):  # SQLAlchemy's SQLite DATETIME format
-        return value.isoformat(sep=" ", timespec="microseconds")
-    if isinstance(value, bool):
-        return int(value)
-    return value
+def _tables(
+    count: int, start: int, end: datetime
+) -> Iterator[tuple[str, tuple[str, ...], list[Row]]]:
+    """(table, columns, rows), in an order the foreign keys accept."""
+    if start == 0:
+        yield "policy_versions", population.POLICY_COLUMNS, population.policy_rows(end)
+    for batch in population.batches(count, start, end, seeded_phone, ROWS_PER_BATCH):
+        for table, rows in batch.items():
+            if rows:
+                yield table, population.COLUMNS[table], rows
 
 
 def _insert(table: str, columns: tuple[str, ...]) -> str:
@@ -150,61 +120,88 @@ def _insert(table: str, columns: tuple[str, ...]) -> str:
     return f'INSERT INTO "{table}" ({names}) VALUES ({", ".join("?" * len(columns))})'
 
 
-def seed_sqlite(path: str, count: int, start: int = 0) -> None:
+def seed_sqlite(path: str, count: int, start: int, end: datetime) -> dict[str, int]:
     """Add ``count`` seeded accounts to the migrated SQLite file at ``path``."""
+    written: dict[str, int] = {}
     conn = sqlite3.connect(path, isolation_level=None)
     try:
         conn.execute("PRAGMA journal_mode=OFF")
         conn.execute("PRAGMA synchronous=OFF")
         conn.execute("PRAGMA cache_size=-1000000")  # 1 GB of page cache: random keys
         conn.execute("BEGIN")
-        for accounts, verifications, identities in rows(count, start):
-            for table, columns, batch in (
-                ("accounts", ACCOUNT_COLUMNS, accounts),
-                ("verifications", VERIFICATION_COLUMNS, verifications),
-                ("identities", IDENTITY_COLUMNS, identities),
-            ):
-                conn.executemany(
-                    _insert(table, columns), [tuple(map(_sqlite_value, r)) for r in batch]
-                )
+        for table, columns, rows in _tables(count, start, end):
+            render = _renderer(table, columns, True)
+            conn.executemany(_insert(table, columns), map(render, rows))
+            written[table] = written.get(table, 0) + len(rows)
         conn.execute("COMMIT")
         conn.execute("PRAGMA journal_mode=WAL")  # as verifyd's own connections leave it
     finally:
         conn.close()
+    return written
 
 
-def seed_postgresql(dsn: str, count: int, start: int = 0) -> None:
+def seed_postgresql(dsn: str, count: int, start: int, end: datetime) -> dict[str, int]:
     """Add ``count`` seeded accounts to the migrated PostgreSQL database ``dsn`` (libpq URL)."""
     import psycopg
 
+    written: dict[str, int] = {}
     with psycopg.connect(dsn) as conn:
         with conn.cursor() as cur:
-            for batches in rows(count, start):
-                for table, columns, batch in zip(
-                    ("accounts", "verifications", "identities"),
-                    (ACCOUNT_COLUMNS, VERIFICATION_COLUMNS, IDENTITY_COLUMNS),
-                    batches,
-                    strict=True,
-                ):
-                    names = ", ".join(f'"{c}"' for c in columns)
-                    with cur.copy(f'COPY "{table}" ({names}) FROM STDIN') as copy:
-                        for row in batch:
-                            copy.write_row(row)
+            for table, columns, rows in _tables(count, start, end):
+                names = ", ".join(f'"{c}"' for c in columns)
+                render = _renderer(table, columns, False)
+                with cur.copy(f'COPY "{table}" ({names}) FROM STDIN') as copy:
+                    for row in rows:
+                        copy.write_row(render(row))
+                written[table] = written.get(table, 0) + len(rows)
         conn.commit()
-        conn.autocommit = True
-        conn.execute("ANALYZE")
+    return written
 
 
-def seed(url: str, count: int, start: int = 0) -> None:
-    """Seed the migrated database of a SQLAlchemy URL (``sqlite:///…`` or PostgreSQL)."""
+def rollup(url: str) -> int:
+    """Fill ``stat_counts`` from the rows (:func:`verifyd.rebuild.rebuild`); its row count."""
+    from verifyd.db import Database
+    from verifyd.rebuild import rebuild
+
+    db = Database(url)
+    try:
+        with db.write() as conn:
+            return rebuild(conn)
+    finally:
+        db.dispose()
+
+
+def seed(url: str, count: int, start: int = 0, *, end: datetime | None = None) -> Seeded:
+    """Seed the migrated database of a SQLAlchemy URL (``sqlite:///…`` or PostgreSQL).
+
+    Args:
+        url: The database.
+        count: Accounts to add.
+        start: The first one's index (only the first batch, at 0, writes the policy versions).
+        end: When the seeded history ends (naive or aware UTC); now by default.
+    """
     from sqlalchemy.engine import make_url
 
+    at = end or datetime.now(UTC)
+    if at.tzinfo is not None:
+        at = at.astimezone(UTC).replace(tzinfo=None)
     parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        seed_sqlite(parsed.database or "", count, start)
+    sqlite = parsed.get_backend_name() == "sqlite"
+    dsn = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+    started = time.monotonic()
+    if sqlite:
+        written = seed_sqlite(parsed.database or "", count, start, at)
     else:
-        dsn = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
-        seed_postgresql(dsn, count, start)
+        written = seed_postgresql(dsn, count, start, at)
+    rows_s = time.monotonic() - started
+    counters = rollup(url)
+    rollup_s = time.monotonic() - started - rows_s
+    if not sqlite:
+        import psycopg
+
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("ANALYZE")
+    return Seeded(written, rows_s, counters, rollup_s)
 
 
 def migrate(url: str) -> None:

@@ -1,4 +1,4 @@
-"""bench/: the harness keeps working (seeding, the Lua script, the arithmetic), fast.
+"""bench/: the harness keeps working (seeding, the Lua script, the stats call, the arithmetic).
 
 No benchmark runs here: these catch the harness rotting while the service changes
 (a seeded database verifyd no longer serves, a flow.lua that no longer parses or
@@ -19,17 +19,21 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import Connection, Row, func, select
 
-from support.api import runtime, sandbox_messages
+from support.api import admin_headers, runtime, sandbox_messages
+from verifyd import expiry, policystore, rebuild
 from verifyd import statements as sql
 from verifyd.cli import parser as cli_parser
+from verifyd.models import AccountLabel, SignupBlock, StatCount, table_of
 from verifyd.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,9 +41,10 @@ BENCH = ROOT / "bench"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import report, seed, servers  # noqa: E402
+from bench import population, report, seed, servers  # noqa: E402
 
 SEEDED = 1_000
+sql_stat_counts = table_of(StatCount)
 
 
 # ---------------------------------------------------------------- seeding
@@ -65,34 +70,46 @@ def test_phone_ranges_are_sandbox_numbers_and_never_collide() -> None:
         seed.flow_phone(0, 1, seed.FLOWS_PER_THREAD)
 
 
+def _active_phones(conn: Connection) -> list[Row[Any]]:
+    """Active seeded accounts of the phone arm, oldest first, with their verification."""
+    a, v = sql.accounts.c, sql.verifications.c
+    return list(
+        conn.execute(
+            select(a.id, a.phone, a.policy_version, v.id.label("vid"))
+            .join(sql.verifications, v.account_id == a.id)
+            .where(a.status == "active", a.arm == "phone")
+            .order_by(a.created_at)
+        )
+    )
+
+
 def test_a_seeded_database_is_served_and_its_phones_are_taken(
     database_url: str,
     make_settings: Callable[..., Settings],
     make_client: Callable[[Settings], TestClient],
 ) -> None:
-    seed.seed(database_url, SEEDED)
+    seeded = seed.seed(database_url, SEEDED)
+    assert seeded.rows["accounts"] == seeded.rows["verifications"] == SEEDED
     client = make_client(
         make_settings(sandbox_fixed_code="1234", sandbox_patterns=[seed.SANDBOX_PATTERN])
     )
     db = runtime(client).db
-    a, v = sql.accounts.c, sql.verifications.c
+    a = sql.accounts.c
     with db.read() as conn:
         assert conn.execute(select(func.count()).select_from(sql.accounts)).scalar() == SEEDED
-        assert conn.execute(select(func.count()).select_from(sql.identities)).scalar() == SEEDED
-        some = conn.execute(
-            select(a.id, a.phone, v.id.label("vid"))
-            .join(sql.verifications, v.account_id == a.id)
-            .where(a.phone.in_([seed.seeded_phone(0), seed.seeded_phone(SEEDED - 1)]))
-        ).all()
-    assert len(some) == 2
-    for row in some:  # each reads, through the API, as a finished flow leaves it
+        active = conn.execute(select(func.count()).where(a.status == "active")).scalar()
+        identities = conn.execute(select(func.count()).select_from(sql.identities)).scalar()
+        assert identities == active == seeded.rows["identities"] and 0 < active < SEEDED
+        phones = _active_phones(conn)
+    for row in (phones[0], phones[-1]):  # each reads, through the API, as a flow leaves it
         account = client.get(f"/v1/accounts/{row.id}").json()
         assert account["status"] == "active" and account["verified"]["phone"] is True
         assert client.get(f"/v1/verifications/{row.vid}").json()["status"] == "approved"
+    assert (phones[0].policy_version, phones[-1].policy_version) == (1, 3)
 
     # A seeded phone is taken: 201 and a pending verification like any signup, nothing
     # sent, and the sandbox code does not approve it.
-    taken = seed.seeded_phone(SEEDED // 2)
+    taken = phones[len(phones) // 2].phone
     r = client.post("/v1/accounts", json={"phone": taken})
     assert r.status_code == 201, r.text
     [ver] = r.json()["verifications"]
@@ -102,14 +119,94 @@ def test_a_seeded_database_is_served_and_its_phones_are_taken(
     assert check.status_code == 422 and check.json()["code"] == "code_incorrect"
     assert client.get(r.headers["location"]).json()["status"] == "pending"
 
-    # A flow's number next to a million others is served as the bench drives it.
+    # A flow's number next to the seeded ones is served as the bench drives it: under the
+    # current version, unflagged (no seeded refusal makes it look blocked before).
     fresh = seed.flow_phone(0, 1, 0)
     r = client.post("/v1/accounts", json={"phone": fresh})
     assert r.status_code == 201, r.text
+    assert r.json()["account"]["policy_version"] == population.CURRENT.number
     assert len(sandbox_messages(client, fresh)) == 1
     ver_id = r.json()["verifications"][0]["id"]
     check = client.post(f"/v1/verifications/{ver_id}/check", json={"code": "1234"})
     assert check.status_code == 200 and check.json()["account"]["status"] == "active"
+    with db.read() as conn:
+        flags = conn.execute(select(a.flags).where(a.phone == fresh)).scalar()
+        assert flags == []
+        # The seeded rollup and the flows' counters add up to what the rows say, exactly.
+        counts: dict[tuple[int, str, str, int], int] = {}
+        for r in conn.execute(select(sql_stat_counts)):  # PostgreSQL's shards summed
+            key = (r.policy_version, r.arm, r.name, r.hour)
+            counts[key] = counts.get(key, 0) + r.value
+        assert counts == rebuild.compute(conn)
+
+
+def test_the_seeded_history_is_what_the_stats_summarise(
+    database_url: str,
+    make_settings: Callable[..., Settings],
+    make_client: Callable[[Settings], TestClient],
+) -> None:
+    end = datetime.now(UTC)
+    seeded = seed.seed(database_url, SEEDED, end=end)
+    settings = make_settings(sandbox_fixed_code="1234", sandbox_patterns=[seed.SANDBOX_PATTERN])
+    # The current version is the one an empty database starts with: the flows do the same.
+    assert population.CURRENT.policy.knobs() == policystore.defaults(settings).knobs()
+    client = make_client(settings)
+    policy = client.get("/v1/policy").json()
+    assert (policy["policy_version"], policy["mode"]) == (population.CURRENT.number, "phone")
+    db = runtime(client).db
+    with db.read() as conn:
+        assert conn.execute(select(func.count()).select_from(sql_stat_counts)).scalar() == (
+            seeded.counters
+        )
+        # Nothing for the server to do: no message queued, no pending code run out of time.
+        m = sql.messages.c
+        assert not conn.execute(select(m.id).where(m.status == "queued")).first()
+        assert expiry.sweep(conn, end) == 0
+        blocks = table_of(SignupBlock).c
+        assert not conn.execute(select(blocks.id).where(blocks.ip == "127.0.0.1")).first()
+        labels = conn.execute(select(func.count()).select_from(table_of(AccountLabel))).scalar()
+        assert labels == seeded.rows["account_labels"] > 0
+
+    answer = client.get("/v1/admin/stats", headers=admin_headers(client)).json()
+    by_version = {v["policy_version"]: v for v in answer["versions"]}
+    assert list(by_version) == [3, 2, 1]
+    assert [by_version[n]["mode"] for n in (3, 2, 1)] == ["phone", "split", "phone"]
+    arms = [arm for v in answer["versions"] for arm in v["arms"]]
+    assert sum(arm["signups"] for arm in arms) == SEEDED
+    assert sum(arm["verifications"]["created"] for arm in arms) == SEEDED
+    split = {arm["arm"]: arm for arm in by_version[2]["arms"]}
+    assert set(split) == {"phone", "email"} and "comparison" in by_version[2]
+    for arm in split.values():  # exposed subjects, more of them than signed up
+        assert arm["exposures"] > arm["exposed_signups"] == arm["signups"] > 0
+    assert split["email"]["link_views"]["views"] > 0
+    for figure in (
+        lambda arm: arm["conversion"]["count"],
+        lambda arm: arm["verifications"]["expired"],
+        lambda arm: arm["suspect"]["count"],
+        lambda arm: arm["labels"]["fake"],
+        lambda arm: arm["messages"]["failed"],
+        lambda arm: arm["messages"]["resends"],
+        lambda arm: arm["time_to_verify"]["count"],
+    ):
+        assert sum(figure(arm) for arm in arms) > 0
+    assert sum(arm["verifications"]["locked"] for arm in arms if arm["arm"] == "phone") > 0
+    countries = {
+        basis.split(".")[2]
+        for v in (1, 3)
+        for basis, _ in _sent(db, v)  # what the outbox rows were priced by
+    }
+    assert {"US", "GB"} <= countries
+
+
+def _sent(db: Any, version: int) -> list[tuple[str, int]]:
+    c = sql_stat_counts.c
+    with db.read() as conn:
+        rows = conn.execute(
+            select(c.name, func.sum(c.value))
+            .where(c.policy_version == version, c.name.like("sent.sms.%"))
+            .group_by(c.name)
+        )
+        return [(name, int(n)) for name, n in rows]
 
 
 # ---------------------------------------------------------------- flow.lua
@@ -326,6 +423,42 @@ def test_reference_runs_with_the_flags_of_verifyd_serve(reference: ModuleType) -
     assert literal == flags  # a loop, http or log flag added to serve must be added here
 
 
+def test_the_stats_call_is_measured_on_a_served_seeded_database(tmp_path: Path) -> None:
+    from bench import environment, stats
+
+    url = f"sqlite:///{tmp_path / 'seeded.db'}"
+    seed.migrate(url)
+    seeded = seed.seed(url, 200)
+    port = servers.free_port()
+    env = environment.verifyd(url, port)
+    verifyd = Path(sys.executable).parent / "verifyd"
+    cpu = min(os.sched_getaffinity(0))
+    probe = ("GET", "/readyz")
+    argv = [str(verifyd), "serve"]
+    with servers.Server(
+        "verifyd", argv, cpu=cpu, env=env, cwd=tmp_path, port=port, probe=probe
+    ) as s:
+        key = stats.admin_key(verifyd, env, tmp_path)
+        run = stats.measure(s.url, key, database_url=url, accounts=200, calls=2)
+        with pytest.raises(servers.HarnessError, match="401"):
+            stats.measure(s.url, key + "x", database_url=url, accounts=200, calls=1)
+        with pytest.raises(
+            servers.HarnessError, match="200 signups of 201 seeded"
+        ):  # an answer short of them
+            stats.measure(s.url, key, database_url=url, accounts=201, calls=1)
+        with pytest.raises(servers.HarnessError, match="admin-key create failed"):
+            stats.admin_key(verifyd, env, tmp_path)  # the name is taken
+    assert (run.accounts, run.signups, run.versions) == (200, 200, [3, 2, 1])
+    assert run.rollup_rows == seeded.counters  # neither the key nor a stats call counts
+    assert {q: len(ms) for q, ms in run.latency_ms.items()} == {q: 2 for q in stats.QUERIES}
+    text = "\n".join(stats.lines(run))
+    assert f"{seeded.counters:,} rollup rows" in text and key not in text
+    verdicts = stats.targets(run)  # pass or fail: this machine's speed is not under test
+    assert len(verdicts) == len(stats.QUERIES)
+    assert all("at 200 accounts" in t and "<= 1000 ms" in t for t, _ in verdicts)
+    json.dumps(run.as_dict())  # what --json writes
+
+
 def test_tree_cpu_counts_reaped_children() -> None:
     before = servers.tree_cpu_seconds(os.getpid())
     spin = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass"
@@ -340,6 +473,12 @@ def test_run_reads_its_options() -> None:
     assert (args.concurrency, args.seed, args.database) == ([16, 64], 0, "postgresql")
     defaults = run.parse_args([])
     assert (defaults.duration, defaults.warmup, defaults.seed) == (15, 3, 1_000_000)
-    for bad in (["--concurrency", "0"], ["--concurrency", ""], ["--duration", "0"]):
+    assert defaults.stats_calls == 10 and run.parse_args(["--stats-calls", "0"]).stats_calls == 0
+    for bad in (
+        ["--concurrency", "0"],
+        ["--concurrency", ""],
+        ["--duration", "0"],
+        ["--stats-calls", "-1"],
+    ):
         with pytest.raises(SystemExit):
             run.parse_args(bad)

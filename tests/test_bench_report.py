@@ -164,3 +164,41 @@ def test_ratios_and_targets() -> None:
     assert "verifyd seeded c=64: check 500 x2" in text
     assert "c=16 empty: flows/s / def-floor req/s" in text
     assert re.search(r"^reference insert \(def\)\s+16\s+500\.0\s", text, re.MULTILINE)
+
+
+def test_the_stats_calls_figures_and_target() -> None:
+    from bench import stats
+
+    def run(ms: list[float], compare: list[float]) -> stats.StatsRun:
+        return stats.StatsRun(
+            accounts=1_000_000,
+            rollup_rows=52_000,
+            signups=1_000_123,
+            versions=[3, 2, 1],
+            warmup=1,
+            latency_ms={"stats": ms, "stats compare=2,3": compare},
+        )
+
+    fast = run([120.0, 100.0, 110.0, 130.0], [90.0, 80.0])
+    assert fast.figures("stats") == (pytest.approx(115.0), 130.0)
+    assert fast.figures("stats compare=2,3") == (pytest.approx(85.0), 90.0)
+    assert [ok for _, ok in stats.targets(fast)] == [True, True]
+    # The slowest call decides: a p50 well within the target does not hide one miss.
+    slow = run([100.0, 100.0, 100.0, stats.TARGET_MS + 1], [stats.TARGET_MS, 10.0])
+    verdicts = stats.targets(slow)
+    assert [ok for _, ok in verdicts] == [False, True]
+    assert "max 1001 ms <= 1000 ms (p50 100 ms)" in verdicts[0][0]
+    assert "1,000,000 accounts" in verdicts[0][0]
+    d = slow.as_dict()
+    assert d["max_ms"]["stats"] == stats.TARGET_MS + 1 and d["target_ms"] == stats.TARGET_MS
+    json.dumps(d)
+
+    cells = [_cell(report.FLOOR, 16, 1000.0), _cell("verifyd empty", 16, 300.0)]
+    text = report.summary(cells, stats.lines(slow), verdicts)
+    assert text.count("PASS") + text.count("FAIL") == len(report.targets(cells)) + 2
+    assert (
+        "52,000 rollup rows" in text and "1,000,123 signups under policy versions 3, 2, 1" in text
+    )
+    stats_at, targets_at = text.index("stats call ("), text.index("targets:")
+    assert text.index("ratios (") < stats_at < targets_at < text.index("FAIL  stats at")
+    assert report.summary(cells) == report.summary(cells, None, [])
