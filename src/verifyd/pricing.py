@@ -100,10 +100,27 @@ def basis(kind: str, to: str, body: str) -> tuple[str, int]:
     """What a sent message is priced by: the destination's country and the segments."""
     if kind != "sms":
         return NO_COUNTRY, 1
+    return country_of(to), segments.count(body).count
+
+
+def country_of(number: str) -> str:
+    """The region (``GB``) of an E.164 number, or :data:`NO_COUNTRY`.
+
+    The country calling code alone decides it when one region has the code (most do);
+    only a shared code (+1, +44, +7, …) takes phonenumbers' full parse, which costs
+    about 35 µs and runs inside the flow's transaction for sandbox deliveries.
+    """
+    digits = number[1:] if number.startswith("+") else ""
+    for length in (1, 2, 3):
+        regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(int(digits[:length] or 0))
+        if regions:
+            break
+    else:
+        return NO_COUNTRY
+    if len(regions) == 1:
+        return NO_COUNTRY if regions[0] == "001" else str(regions[0])
     try:
-        country = phonenumbers.region_code_for_number(phonenumbers.parse(to)) or NO_COUNTRY
+        region = phonenumbers.region_code_for_number(phonenumbers.parse(number))
     except phonenumbers.NumberParseException:
-        country = NO_COUNTRY
-    if country == "ZZ":
-        country = NO_COUNTRY
-    return country, segments.count(body).count
+        return NO_COUNTRY
+    return region if region and region not in ("ZZ", "001") else NO_COUNTRY

@@ -9,6 +9,7 @@ septet plus one) and a UTF-16 surrogate pair (an emoji) each move whole to the n
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Literal
 
@@ -38,15 +39,21 @@ class Segments:
     count: int
 
 
+@functools.lru_cache(maxsize=4096)
+def _septets_of(ch: str) -> int:
+    """Septets of one character (0: none; GSM-7 cannot carry it). Cached: the codec is slow."""
+    try:
+        return len(ch.encode("gsm03.38"))
+    except UnicodeEncodeError:
+        return 0
+
+
 def _gsm_septets(text: str) -> list[int] | None:
     """Septets per character (1, or 2 for an extension character); ``None``: not GSM-7."""
     if _ESCAPE in text:  # a raw escape would swallow the next character
         return None
-    try:
-        text.encode("gsm03.38")
-    except UnicodeEncodeError:
-        return None
-    return [len(ch.encode("gsm03.38")) for ch in text]
+    sizes = [_septets_of(ch) for ch in text]
+    return None if 0 in sizes else sizes
 
 
 def _ucs2_units(text: str) -> list[int]:
