@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from verifyd import __version__
 from verifyd.api import admin, handlers, ops, public, receipts, stats
+from verifyd.api.requestid import install_request_ids
 from verifyd.registry import Registry
 from verifyd.runtime import Runtime, build_runtime
 from verifyd.settings import Settings
@@ -52,14 +53,16 @@ class AccessLog:
         finally:
             client = scope.get("client") or ("-", 0)
             query = "?[redacted]" if scope.get("query_string") else ""
+            method, path, ms = scope["method"], scope["path"], (time.perf_counter() - start) * 1000
             access_log.info(
                 '%s "%s %s%s" %d %.1fms',
                 client[0],
-                scope["method"],
-                scope["path"],
+                method,
+                path,
                 query,
                 status,
-                (time.perf_counter() - start) * 1000,
+                ms,
+                extra={"method": method, "path": path, "status": status, "ms": round(ms, 1)},
             )
 
 
@@ -121,6 +124,7 @@ def create_app(settings: Settings, *, registry: Registry | None = None) -> FastA
     app.include_router(ops.router)
     if settings.access_log:
         app.add_middleware(AccessLog)
+    install_request_ids(app)  # outermost, outside even the 500 handler
     return app
 
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import errno
-import logging
 import socket
 import sys
 from typing import Any
 
-from verifyd import migrate
+from verifyd import logs, migrate
 from verifyd.db import Database
 from verifyd.settings import Settings
 
@@ -102,13 +101,12 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
             migrate.upgrade(db)
     finally:
         db.dispose()
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # /readyz asks it on every probe
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # its lines print whole URLs
-    print(
+    # Applied here for the banner, then by uvicorn in each of its processes.
+    log_config = logs.configure(settings, server=True)
+    logs.announce(
+        settings,
         f"verifyd {settings.env} on http://{address} "
         f"(sandbox {'on' if settings.sandbox_on else 'off'}, database {db.describe()})",
-        file=sys.stderr,
     )
     uvicorn.run(
         "verifyd.app:app_from_env",
@@ -119,6 +117,7 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
         access_log=False,  # verifyd.access logs without query strings
         proxy_headers=False,
         log_level="info",
+        log_config=log_config,
     )
     return 0
 

@@ -10,7 +10,7 @@ import signal
 import sys
 from typing import TYPE_CHECKING, Any
 
-from verifyd import migrate
+from verifyd import logs, migrate
 from verifyd.db import Database
 from verifyd.settings import Settings
 
@@ -45,14 +45,12 @@ def worker(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         db.dispose()
     rt = build_runtime(settings)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # its lines print whole URLs
+    logs.configure(settings)
     chains = (
         f"sms via {','.join(settings.sms_provider)}, email via {','.join(settings.email_provider)}"
     )
-    print(
-        f"verifyd worker {settings.env} ({chains}; database {rt.db.describe()})",
-        file=sys.stderr,
+    logs.announce(
+        settings, f"verifyd worker {settings.env} ({chains}; database {rt.db.describe()})"
     )
     try:
         asyncio.run(_run(rt, once=args.once))
