@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, select, update
 
-from verifyd import expiry, pricing, ratelimit, rollup
+from verifyd import expiry, metrics, pricing, ratelimit, rollup
 from verifyd.channels.base import Channel, VerificationRef
 from verifyd.db import Database
 from verifyd.models import Account, Message, Verification, table_of, utcnow
@@ -220,13 +220,18 @@ class Dispatcher:
         )
         message = channel.render(ref, row.id, row.created_at)
         provider = self.providers.get(row.provider)
+        started = time.perf_counter()
         try:
             if provider is None:
                 raise DeliveryError(f"provider {row.provider!r} is not configured", retryable=False)
             provider_id = await provider.send(message)
         except Exception as exc:  # any provider failure is retried, failed over or dead
+            if provider is not None:
+                took = time.perf_counter() - started
+                metrics.observe_send(row.provider, row.kind, "failed", took)
             await _in_thread(self._failed, row, lease, exc)
             return
+        metrics.observe_send(row.provider, row.kind, "sent", time.perf_counter() - started)
         log.info("message %s sent via %s", message_id, row.provider)
         country, parts = pricing.basis(message.kind, message.to, message.body)
         await _in_thread(

@@ -1,15 +1,18 @@
-"""Ops endpoints: liveness and readiness."""
+"""Ops endpoints: liveness, readiness and Prometheus metrics."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from verifyd import health
 from verifyd.api.deps import RuntimeDep
+from verifyd.codes import same
+from verifyd.errors import Unauthorized
+from verifyd.metrics import CONTENT_TYPE, Metrics
 from verifyd.schemas import Health
 
 router = APIRouter(tags=["ops"])
@@ -30,3 +33,36 @@ async def readyz(rt: RuntimeDep) -> Any:
         {"status": "ok" if ready else "unavailable", "checks": checks},
         status_code=200 if ready else 503,
     )
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "Prometheus text format 0.0.4",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        },
+        401: {"description": "`VERIFYD_METRICS_TOKEN` is set and the bearer token is not it"},
+    },
+)
+async def metrics(request: Request, rt: RuntimeDep) -> Response:
+    """Prometheus metrics (text format 0.0.4).
+
+    Business counters and outbox gauges come from the database, so every worker and
+    replica answers the same; provider latency and rate-limit hits are this process's
+    (every worker's, with `PROMETHEUS_MULTIPROC_DIR`). Labels never carry a phone
+    number, an address or an id.
+    """
+    token = rt.settings.metrics_token
+    if token is not None:
+        # Read here, not as a parameter: one would add a 422 answer to the document.
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not same(given.strip(), token.get_secret_value()):
+            raise Unauthorized("unauthorized", "a metrics token is required (Bearer …)")
+    # One per app, made on the first scrape: it holds the database figures' cache.
+    exporter: Metrics | None = getattr(request.app.state, "metrics", None)
+    if exporter is None:
+        exporter = request.app.state.metrics = Metrics(rt.db)
+    body = await run_in_threadpool(exporter.render)
+    return Response(body, media_type=CONTENT_TYPE)

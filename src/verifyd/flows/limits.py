@@ -6,7 +6,8 @@ from datetime import datetime
 
 from sqlalchemy import Connection
 
-from verifyd import ratelimit
+from verifyd import metrics, ratelimit
+from verifyd.errors import RateLimited
 from verifyd.settings import Settings
 
 
@@ -65,5 +66,9 @@ class Limits:
         Raises:
             RateLimited: ``code`` (``rate_limited`` unless told) with ``retry_after``.
         """
-        limits = self._sandbox if sandbox else self._real
-        ratelimit.hit(conn, limits[name], subject, now, code=code)
+        limit = (self._sandbox if sandbox else self._real)[name]
+        try:
+            ratelimit.hit(conn, limit, subject, now, code=code)
+        except RateLimited:
+            metrics.count_rate_limited(limit.bucket)
+            raise
