@@ -52,6 +52,7 @@ def upgrade() -> None:
         sa.Column("destination_hash", sa.String(length=64), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_signup_blocks")),
     )
+    op.create_index("ix_signup_blocks_at", "signup_blocks", ["at"], unique=False)
     op.create_index("ix_signup_blocks_ip_at", "signup_blocks", ["ip", "at"], unique=False)
     op.create_index(
         "ix_signup_blocks_destination_at",
@@ -109,6 +110,7 @@ def downgrade() -> None:
     op.drop_table("account_labels")
     op.drop_index("ix_signup_blocks_destination_at", table_name="signup_blocks")
     op.drop_index("ix_signup_blocks_ip_at", table_name="signup_blocks")
+    op.drop_index("ix_signup_blocks_at", table_name="signup_blocks")
     op.drop_table("signup_blocks")
     op.drop_table("exposures")
     with op.batch_alter_table("messages", schema=None) as batch_op:

@@ -292,6 +292,7 @@ class SignupBlock(Base):
     destination_hash: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
+        Index("ix_signup_blocks_at", "at"),
         Index("ix_signup_blocks_ip_at", "ip", "at"),
         Index("ix_signup_blocks_destination_at", "destination_hash", "at"),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 
@@ -16,9 +17,19 @@ HEADER = b"x-request-id"
 _SANE = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
 
 
+#: This process's random half of every id it generates; the other half counts.
+_PREFIX = "req_" + os.urandom(4).hex()
+_SERIAL = itertools.count(1)
+
+
 def new_request_id() -> str:
-    """A fresh id: ``req_`` and 16 random hex digits."""
-    return "req_" + os.urandom(8).hex()
+    """A fresh id: ``req_``, 8 random hex digits of this process, and its next serial.
+
+    No system call per request: ``os.urandom`` on the event loop cost the benchmark's
+    flow about 0.1 ms (a GIL hand-off with the database writer thread each time). The
+    id needs to be unique, not unguessable.
+    """
+    return f"{_PREFIX}{next(_SERIAL):08x}"
 
 
 class RequestId:

@@ -24,6 +24,7 @@ blocks: refusing it would tell who has an account.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
@@ -56,7 +57,10 @@ _BLOCKED_DEST = Prepared(
     .limit(1),
     (_b.c.id,),
 )
+_ANY_BLOCK = Prepared(select(_b.c.id).where(_b.c.at > bindparam("since")).limit(1), (_b.c.id,))
 _INSERT_BLOCK = Prepared(_b.insert())
+#: Seconds a process trusts its last look at whether any refusal is recent.
+BLOCKS_CHECK_SECONDS = 1.0
 
 
 class Signals:
@@ -70,6 +74,8 @@ class Signals:
     def __init__(self, settings: Settings, secrets: Secrets) -> None:
         self._secrets = secrets
         self._blocking = set(settings.blocked_signals)
+        self._recent_blocks = True
+        self._blocks_checked_until = 0.0
         self._window = settings.velocity_window_seconds
         self._tail = settings.velocity_prefix_tail_digits
         mult = settings.sandbox_limit_multiplier
@@ -143,6 +149,7 @@ class Signals:
                 },
             )
         rollup.add(conn, version, arm, f"blocked.{reason}", now)
+        self._recent_blocks = True
 
     def error(self, signal: str) -> VerifydError:
         """What a signup refused for ``signal`` answers."""
@@ -170,12 +177,27 @@ class Signals:
         self, conn: Connection, dests: Iterable[Destination], ip: str, now: datetime
     ) -> bool:
         since = now - BLOCK_MEMORY
+        if not self._any_recent(conn, since):
+            return False
         if _BLOCKED_IP.first(conn, {"ip": ip, "since": since}) is not None:
             return True
         return any(
             _BLOCKED_DEST.first(conn, {"h": self._hash(d), "since": since}) is not None
             for d in dests
         )
+
+    def _any_recent(self, conn: Connection, since: datetime) -> bool:
+        """Whether any refusal is recent, looked up at most once a second.
+
+        Most of the time there is none, and the two probes per signup it saves are two
+        statements in the database writer's thread. A refusal by another process can go
+        unnoticed for a second; one by this process is seen at once.
+        """
+        clock = time.monotonic()
+        if clock >= self._blocks_checked_until:
+            self._recent_blocks = _ANY_BLOCK.first(conn, {"since": since}) is not None
+            self._blocks_checked_until = clock + BLOCKS_CHECK_SECONDS
+        return self._recent_blocks
 
     def _hash(self, dest: Destination) -> str:
         return self._secrets.hash_subject(f"{dest.kind}:{dest.value}")
