@@ -27,12 +27,13 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import select, update
 
-from verifyd import expiry, metrics, pricing, ratelimit, rollup
+from verifyd import expiry, metrics, pricing, ratelimit
 from verifyd.channels.base import Channel, VerificationRef
 from verifyd.db import Database
 from verifyd.models import Account, Message, Verification, table_of, utcnow
+from verifyd.outcomes import Outcomes
 from verifyd.providers.base import DeliveryError, Provider
 from verifyd.retry import Backoff
 
@@ -123,6 +124,7 @@ class Dispatcher:
         self.providers = providers
         self.chains = chains
         self.backoff = backoff
+        self.outcomes = Outcomes(db, chains, backoff)
         self.lease = timedelta(seconds=lease)
         self.interval = interval
         self._wake = asyncio.Event()
@@ -206,7 +208,7 @@ class Dispatcher:
         now = utcnow()
         if row.vstatus != "pending" or row.vgen != row.generation or row.expires_at <= now:
             # The code died before it went out: sending it would only confuse.
-            await _in_thread(self._settle, message_id, lease, {"status": "canceled"})
+            await _in_thread(self.outcomes.settle, message_id, lease, {"status": "canceled"})
             return
         channel = self.channels[row.channel]
         ref = VerificationRef(
@@ -229,13 +231,13 @@ class Dispatcher:
             if provider is not None:
                 took = time.perf_counter() - started
                 metrics.observe_send(row.provider, row.kind, "failed", took)
-            await _in_thread(self._failed, row, lease, exc)
+            await _in_thread(self.outcomes.failed, row, lease, exc)
             return
         metrics.observe_send(row.provider, row.kind, "sent", time.perf_counter() - started)
         log.info("message %s sent via %s", message_id, row.provider)
         country, parts = pricing.basis(message.kind, message.to, message.body)
         await _in_thread(
-            self._settle,
+            self.outcomes.settle,
             message_id,
             lease,
             {
@@ -254,86 +256,10 @@ class Dispatcher:
         with self.db.read() as conn:
             return conn.execute(_LOAD.where(_m.id == message_id)).one()
 
-    def _failed(self, row: Any, lease: str, exc: Exception) -> None:
-        """Record a failed try: again later, on the next provider, or dead."""
-        error = exc if isinstance(exc, DeliveryError) else DeliveryError(type(exc).__name__)
-        attempts = row.attempts + 1
-        counted = None
-        values: dict[str, Any] = {
-            "last_error": str(error)[:500],
-            "error_code": error.code,
-            "attempts": attempts,
-        }
-        if error.retryable and attempts < self.backoff.max_attempts:
-            delay = self.backoff.delay(attempts, error.retry_after)
-            values["next_attempt_at"] = utcnow() + timedelta(seconds=delay)
-            verdict = f"retry in {delay:.1f} s"
-            verification = None
-        else:
-            chain = self.chains.get(row.kind, [])
-            later = chain[chain.index(row.provider) + 1 :] if row.provider in chain else []
-            if later:
-                values.update(provider=later[0], attempts=0, next_attempt_at=utcnow())
-                verdict = f"failing over to {later[0]}"
-                verification = None
-            else:
-                values["status"] = "dead"
-                verdict = "dead"
-                verification = (row.vid, "failed")
-                counted = (row, f"failed.{row.kind}")
-        log.warning(
-            "delivery of %s via %s failed (attempt %d%s): %s; %s",
-            row.id,
-            row.provider,
-            attempts,
-            "" if error.retryable else ", permanent",
-            error,
-            verdict,
-        )
-        self._settle(row.id, lease, values, verification=verification, counted=counted)
-
-    def _settle(
-        self,
-        message_id: str,
-        lease: str,
-        values: dict[str, Any],
-        *,
-        verification: tuple[str, str] | None = None,
-        counted: tuple[Any, str] | None = None,
-    ) -> None:
-        """Write a try's outcome, if this worker still holds the message's lease.
-
-        ``counted`` is the loaded message and the stats counter the outcome adds to.
-        """
-        with self.db.write() as conn:
-            generation = conn.execute(
-                update(_messages)
-                .where(_m.id == message_id, _m.lease == lease)
-                .values(lease=None, **values)
-                .returning(_m.generation)
-            ).scalar()
-            if generation is None:
-                log.warning("message %s: lease lost before its outcome was recorded", message_id)
-                return
-            if verification is not None:
-                _set_delivery(conn, *verification, generation)
-            if counted is not None:
-                row, name = counted
-                rollup.add(conn, row.policy_version, row.arm, name, row.vcreated)
-
 
 def _due(now: datetime) -> Any:
     return (
         select(_m.id)
         .where(_m.status == "queued", _m.next_attempt_at <= now)
         .order_by(_m.next_attempt_at)
-    )
-
-
-def _set_delivery(conn: Connection, verification_id: str, state: str, generation: int) -> None:
-    """The verification's ``delivery``, when the message carried its current code."""
-    conn.execute(
-        update(_verifications)
-        .where(_v.id == verification_id, _v.generation == generation)
-        .values(delivery=state)
     )
