@@ -28,6 +28,9 @@ COMMANDS = [
     ["messages"],
     ["messages", "list"],
     ["messages", "redrive"],
+    ["report"],
+    ["accounts"],
+    ["accounts", "label"],
     ["dev"],
     ["dev", "reset"],
 ]
