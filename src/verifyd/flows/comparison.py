@@ -55,7 +55,7 @@ def compare(a: str, sa: dict[str, Any], b: str, sb: dict[str, Any]) -> dict[str,
             texts.append(v.text)
     ta, tb = sa["time_to_verify"]["p50"], sb["time_to_verify"]["p50"]
     out["time_to_verify_p50"] = {"a": ta, "b": tb}
-    if ta is not None and tb is not None and ta != tb:
+    if ta is not None and tb is not None and round(ta) != round(tb):
         faster, slower = (a, b) if ta < tb else (b, a)
         texts.append(
             f"{faster} verifies faster: median {min(ta, tb):,.0f} s vs {max(ta, tb):,.0f} s."
