@@ -75,9 +75,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_account_labels")),
     )
-    op.create_index(
-        "ix_account_labels_account_id", "account_labels", ["account_id"], unique=False
-    )
+    op.create_index("ix_account_labels_account_id", "account_labels", ["account_id"], unique=False)
     op.create_table(
         "stat_counts",
         sa.Column("policy_version", sa.Integer(), nullable=False),
