@@ -28,6 +28,10 @@ WHAT_GOES = {
     "audit_events": "audit events",
     "rate_counters": "rate-limit windows",
     "idempotency_keys": "idempotency keys",
+    "exposures": "exposures",
+    "signup_blocks": "refused signups",
+    "account_labels": "labels",
+    "stat_counts": "the stats' counters",
 }
 
 
