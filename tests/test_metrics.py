@@ -375,9 +375,9 @@ def test_process_figures_add_up_across_worker_processes(
     shutil.copyfile(sqlite_template, tmp_path / "verifyd.db")
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(shared)}
     work = (
-        "from verifyd import metrics\n"
-        "metrics.count_rate_limited('signup_ip')\n"
-        "metrics.observe_send('console', 'sms', 'sent', 0.02)\n"
+        "from verifyd import processmetrics\n"
+        "processmetrics.count_rate_limited('signup_ip')\n"
+        "processmetrics.observe_send('console', 'sms', 'sent', 0.02)\n"
     )
     for _ in range(2):
         subprocess.run([sys.executable, "-c", work], env=env, check=True, timeout=60)

@@ -10,14 +10,8 @@ Two kinds of figure, kept apart because they agree across workers in different w
   for :data:`CACHE_SECONDS`, so a tight scrape loop costs the database one read per
   interval, not one per scrape.
 - **Process-local** figures (provider send latency, rate-limit hits) are counted in
-  memory where they happen. They are process-wide objects shared by every app a process
-  builds (tests build many; the figures are about the process, not the app), created on
-  first use in a registry of their own, never in ``prometheus_client``'s global one.
-  With ``--workers N`` set ``PROMETHEUS_MULTIPROC_DIR`` to a directory that is emptied
-  before the server starts (``prometheus_client``'s multiprocess mode): each worker then
-  writes its figures there and a scrape of any worker sums them all. A ``verifyd
-  worker`` on the same host and directory is summed in too; elsewhere, its latencies
-  stay in its own process.
+  memory where they happen (``processmetrics.py``); with ``PROMETHEUS_MULTIPROC_DIR``
+  every worker's are summed.
 
 Labels are channels, message kinds, arms, policy versions, providers, buckets, signals
 and reasons: never a phone number, an address or an id.
@@ -26,14 +20,11 @@ and reasons: never a phone number, an address or an id.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import generate_latest
 from prometheus_client.metrics_core import (
     CounterMetricFamily,
@@ -41,10 +32,9 @@ from prometheus_client.metrics_core import (
     HistogramMetricFamily,
     Metric,
 )
-from prometheus_client.multiprocess import MultiProcessCollector
 from sqlalchemy import and_, func, select
 
-from verifyd import rollup
+from verifyd import processmetrics, rollup
 from verifyd.models import Message, table_of, utcnow
 
 if TYPE_CHECKING:
@@ -54,8 +44,6 @@ if TYPE_CHECKING:
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 #: Seconds a process reuses the figures it read from the database.
 CACHE_SECONDS = 5.0
-#: Upper edges (seconds) of the provider latency buckets (provider timeouts default to 10 s).
-SEND_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 log = logging.getLogger("verifyd.metrics")
 _m = table_of(Message).c
@@ -84,88 +72,6 @@ _SUFFIXED = (
 )
 
 
-@dataclass(frozen=True)
-class _Local:
-    registry: CollectorRegistry
-    send_seconds: Histogram
-    rate_limited: Counter
-    multiprocess_dir: str | None
-
-
-_local: _Local | None = None
-_complained = False
-_local_lock = threading.Lock()
-
-
-def _process() -> _Local:
-    """The process's own metric objects, made on first use (thread-safe)."""
-    global _local
-    if _local is None:
-        with _local_lock:
-            if _local is None:
-                registry = CollectorRegistry()
-                _local = _Local(
-                    registry=registry,
-                    send_seconds=Histogram(
-                        "verifyd_provider_send_seconds",
-                        "Time a provider took to accept or refuse one message (this process).",
-                        ["provider", "kind", "outcome"],
-                        buckets=SEND_BUCKETS,
-                        registry=registry,
-                    ),
-                    rate_limited=Counter(
-                        "verifyd_rate_limited",
-                        "Requests refused by a rate limit, by bucket (this process).",
-                        ["bucket"],
-                        registry=registry,
-                    ),
-                    multiprocess_dir=os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None,
-                )
-    return _local
-
-
-def observe_send(provider: str, kind: str, outcome: str, seconds: float) -> None:
-    """Record one ``provider.send`` call.
-
-    Args:
-        provider: The provider's configured name.
-        kind: The message kind (``sms``, ``email``).
-        outcome: ``sent`` or ``failed``.
-        seconds: How long the call took.
-    """
-    try:
-        _process().send_seconds.labels(provider, kind, outcome).observe(seconds)
-    except Exception:  # a metric never changes what a delivery does
-        _complain()
-
-
-def count_rate_limited(bucket: str) -> None:
-    """Count one request a rate limit refused, under the limit's bucket name."""
-    try:
-        _process().rate_limited.labels(bucket).inc()
-    except Exception:  # a metric never turns a 429 into a 500
-        _complain()
-
-
-def _complain() -> None:
-    # Multiprocess mode writes files: a missing or read-only directory fails every
-    # observation alike, so say it once, not per request.
-    global _complained
-    if not _complained:
-        _complained = True
-        log.exception("a process-local metric could not be recorded (PROMETHEUS_MULTIPROC_DIR?)")
-
-
-def _local_families() -> Iterator[Metric]:
-    local = _process()
-    if local.multiprocess_dir is not None:
-        # Every worker's files, summed: the figures of all processes sharing the directory.
-        collector = MultiProcessCollector(None, path=local.multiprocess_dir)  # type: ignore[no-untyped-call]
-        yield from collector.collect()  # type: ignore[no-untyped-call]
-    else:
-        yield from local.registry.collect()
-
-
 class Metrics:
     """What ``GET /metrics`` answers for one app; thread-safe.
 
@@ -192,7 +98,7 @@ class Metrics:
     def collect(self) -> Iterator[Metric]:
         """Every family: the database's (cached) first, then this process's."""
         yield from self.business()
-        yield from _local_families()
+        yield from processmetrics.families()
 
     def render(self) -> bytes:
         """The Prometheus text exposition (blocking: it may read the database)."""

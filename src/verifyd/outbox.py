@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import select, update
 
-from verifyd import expiry, metrics, pricing, ratelimit
+from verifyd import expiry, pricing, processmetrics, ratelimit
 from verifyd.channels.base import Channel, VerificationRef
 from verifyd.db import Database
 from verifyd.models import Account, Message, Verification, table_of, utcnow
@@ -230,10 +230,10 @@ class Dispatcher:
         except Exception as exc:  # any provider failure is retried, failed over or dead
             if provider is not None:
                 took = time.perf_counter() - started
-                metrics.observe_send(row.provider, row.kind, "failed", took)
+                processmetrics.observe_send(row.provider, row.kind, "failed", took)
             await _in_thread(self.outcomes.failed, row, lease, exc)
             return
-        metrics.observe_send(row.provider, row.kind, "sent", time.perf_counter() - started)
+        processmetrics.observe_send(row.provider, row.kind, "sent", time.perf_counter() - started)
         log.info("message %s sent via %s", message_id, row.provider)
         country, parts = pricing.basis(message.kind, message.to, message.body)
         await _in_thread(

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection
 
-from verifyd import metrics, ratelimit
+from verifyd import processmetrics, ratelimit
 from verifyd.errors import RateLimited
 from verifyd.settings import Settings
 
@@ -70,5 +70,5 @@ class Limits:
         try:
             ratelimit.hit(conn, limit, subject, now, code=code)
         except RateLimited:
-            metrics.count_rate_limited(limit.bucket)
+            processmetrics.count_rate_limited(limit.bucket)
             raise
