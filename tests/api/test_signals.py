@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -10,22 +9,12 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
-from support.api import admin_headers, set_policy
+from support.api import set_policy, stats, stats_arm
 from verifyd.settings import Settings
-
-_keys = itertools.count()
 
 
 def _arm(client: TestClient, version: int, arm: str) -> dict[str, Any]:
-    headers = admin_headers(client, f"signals-{next(_keys)}")
-    stats = client.get("/v1/admin/stats", headers=headers).json()
-    for v in stats["versions"]:
-        if v["policy_version"] == version:
-            for a in v["arms"]:
-                if a["arm"] == arm:
-                    found: dict[str, Any] = a
-                    return found
-    raise AssertionError(stats)
+    return stats_arm(stats(client), version, arm)
 
 
 def _signup(client: TestClient, **body: Any) -> Any:

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from support.api import admin_headers, latest_code, latest_token, runtime, set_policy, signup
+from support.api import stats as _stats
+from support.api import stats_arm as _arm
 from verifyd import expiry, rebuild, rollup
 from verifyd.models import utcnow
 from verifyd.settings import Settings
@@ -24,27 +24,6 @@ def priced(
     make_settings: Callable[..., Settings], make_client: Callable[[Settings], TestClient]
 ) -> TestClient:
     return make_client(make_settings(prices=json.dumps(PRICES), sandbox_fixed_code=None))
-
-
-_keys = itertools.count()
-
-
-def _stats(client: TestClient, **params: Any) -> dict[str, Any]:
-    headers = admin_headers(client, f"stats-{next(_keys)}")
-    r = client.get("/v1/admin/stats", params=params, headers=headers)
-    assert r.status_code == 200, r.text
-    body: dict[str, Any] = r.json()
-    return body
-
-
-def _arm(stats: dict[str, Any], version: int, arm: str) -> dict[str, Any]:
-    for v in stats["versions"]:
-        if v["policy_version"] == version:
-            for a in v["arms"]:
-                if a["arm"] == arm:
-                    found: dict[str, Any] = a
-                    return found
-    raise AssertionError(f"no arm {arm} in version {version}: {stats}")
 
 
 def _assert_rollup_matches_rows(client: TestClient) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -55,3 +56,26 @@ def signup(client: TestClient, **body: Any) -> dict[str, Any]:
     assert r.status_code == 201, r.text
     result: dict[str, Any] = r.json()
     return result
+
+
+_stats_keys = itertools.count()
+
+
+def stats(client: TestClient, **params: Any) -> dict[str, Any]:
+    """``GET /v1/admin/stats`` with a fresh admin key, asserting 200."""
+    headers = admin_headers(client, f"stats-{next(_stats_keys)}")
+    r = client.get("/v1/admin/stats", params=params, headers=headers)
+    assert r.status_code == 200, r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
+def stats_arm(answer: dict[str, Any], version: int, arm: str) -> dict[str, Any]:
+    """One arm's figures in a stats answer."""
+    for v in answer["versions"]:
+        if v["policy_version"] == version:
+            for a in v["arms"]:
+                if a["arm"] == arm:
+                    found: dict[str, Any] = a
+                    return found
+    raise AssertionError(f"no arm {arm} in version {version}: {answer}")

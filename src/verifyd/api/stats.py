@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query
 
 from verifyd.api.deps import AdminActor, RuntimeDep
 from verifyd.errors import InvalidRequest
-from verifyd.flows.comparison import parse_side
+from verifyd.flows.comparison import parse_pair
 from verifyd.flows.labels import LabelRequest
 from verifyd.flows.stats import StatsQuery
 from verifyd.schemas import Problem
@@ -39,15 +39,10 @@ def stats(
     fixed-horizon and always-valid intervals and a verdict."""
     pair = None
     if compare is not None:
-        parts = [p for p in compare.split(",") if p.strip()]
         try:
-            if len(parts) != 2:
-                raise ValueError("give two versions")
-            for part in parts:
-                parse_side(part)
+            pair = parse_pair(compare)
         except ValueError as exc:
             raise InvalidRequest.field("invalid_request", "compare", str(exc)) from exc
-        pair = (parts[0].strip(), parts[1].strip())
     for name, value in (("since", since), ("until", until)):
         if value is not None and value.tzinfo is None:
             raise InvalidRequest.field(

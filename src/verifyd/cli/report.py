@@ -23,17 +23,12 @@ def _when(raw: str) -> datetime:
 
 
 def _pair(raw: str) -> tuple[str, str]:
-    from verifyd.flows.comparison import parse_side
+    from verifyd.flows.comparison import parse_pair
 
-    parts = [p.strip() for p in raw.split(",") if p.strip()]
-    if len(parts) != 2:
-        raise argparse.ArgumentTypeError(f"give two versions, e.g. 3,5 or 3:phone,5:email: {raw!r}")
-    for part in parts:
-        try:
-            parse_side(part)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-    return parts[0], parts[1]
+    try:
+        return parse_pair(raw)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _version(raw: str) -> int:

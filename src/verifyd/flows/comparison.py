@@ -51,7 +51,7 @@ def compare(a: str, sa: dict[str, Any], b: str, sb: dict[str, Any]) -> dict[str,
             "decided": v.decided,
             "verdict": v.text,
         }
-        if key != "fake_rate" or ra["of"] + rb["of"] and (ra["count"] or rb["count"]):
+        if key != "fake_rate" or ra["count"] or rb["count"]:  # no labels: nothing to say
             texts.append(v.text)
     ta, tb = sa["time_to_verify"]["p50"], sb["time_to_verify"]["p50"]
     out["time_to_verify_p50"] = {"a": ta, "b": tb}
@@ -122,3 +122,17 @@ def parse_side(spec: str) -> tuple[int, str | None]:
     if not version.isdigit():
         raise ValueError(f"not a policy version: {spec!r}")
     return int(version), (arm or None)
+
+
+def parse_pair(raw: str) -> tuple[str, str]:
+    """The two sides of ``compare``: ``"3,5"`` or ``"3:phone,5:email"``, each checked.
+
+    Raises:
+        ValueError: not two versions, each optionally with an arm.
+    """
+    parts = [p.strip() for p in raw.split(",") if p.strip()]
+    if len(parts) != 2:
+        raise ValueError(f"give two versions, e.g. 3,5 or 3:phone,5:email: {raw!r}")
+    for part in parts:
+        parse_side(part)
+    return parts[0], parts[1]

@@ -172,7 +172,10 @@ def summarize(arm: str, c: dict[str, int], prices: Prices | None) -> dict[str, A
         "signups": signups,
         "exposed_signups": c.get("signups.exposed", 0),
         "signups_per_exposure": c.get("signups.exposed", 0) / exposures if exposures else None,
-        "blocked": {"total": sum(_by_prefix(c, "blocked.").values()), **_group(c, "blocked.")},
+        "blocked": {
+            "total": sum(_by_prefix(c, "blocked.").values()),
+            "by_reason": _by_prefix(c, "blocked."),
+        },
         "suspect": {**_rate(c.get("suspect", 0), signups), "by_signal": _by_prefix(c, "suspect.")},
         "messages": {
             "sent": sum(sent_by_kind.values()),
@@ -214,10 +217,6 @@ def summarize(arm: str, c: dict[str, int], prices: Prices | None) -> dict[str, A
             "fake_rate": _rate(fake_verified, verified),
         },
     }
-
-
-def _group(c: dict[str, int], prefix: str) -> dict[str, Any]:
-    return {"by_reason": _by_prefix(c, prefix)}
 
 
 def _histogram(ttv: dict[int, int]) -> list[dict[str, Any]]:
