@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import secrets
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from verifyd import devsecret
 
 #: Number types refused for SMS by default (phonenumbers' ``PhoneNumberType`` names).
 DEFAULT_BLOCKED_NUMBER_TYPES = (
@@ -254,45 +254,11 @@ class Settings(BaseSettings):
             return self.secret_key.get_secret_value().encode()
         if self.production:
             raise ConfigurationError("VERIFYD_SECRET_KEY is required in production")
-        path = self.secret_file()
-        if path is None:
-            # An in-memory database lives only as long as the process: so does its key.
-            return secrets.token_bytes(32)
-        if not path.exists():
-            _create_secret_file(path)
-        key = path.read_text(encoding="ascii").strip()
-        if not key:
-            raise ConfigurationError(f"the secret file {path} is empty: delete it or set one")
-        return key.encode()
+        try:
+            return devsecret.read_or_create(self.secret_file())
+        except devsecret.SecretFileError as exc:
+            raise ConfigurationError(str(exc)) from exc
 
     def secret_file(self) -> Path | None:
         """Where a development secret is kept: beside a SQLite file, else under ``var/``."""
-        url = self.database_url
-        if url.startswith("sqlite"):
-            db_path = url.split(":///", 1)[1] if ":///" in url else ""
-            db_path = db_path.split("?", 1)[0]
-            if not db_path or db_path == ":memory:":
-                return None
-            return Path(db_path).with_suffix(".secret")
-        return Path("var") / "verifyd.secret"
-
-
-def _create_secret_file(path: Path) -> None:
-    """Write a new secret to ``path`` unless another process got there first.
-
-    The secret is written whole to a private temporary file, then hard-linked into
-    place: a concurrent start (``--workers 2``) sees either no file or the complete
-    one, never an empty file, and exactly one secret wins.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="ascii") as fh:
-            fh.write(secrets.token_urlsafe(48))
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            pass  # another process won; its secret is the one
-    finally:
-        tmp.unlink(missing_ok=True)
+        return devsecret.location(self.database_url)
