@@ -115,6 +115,14 @@ class AdminKeys:
         Raises:
             Unauthorized: missing, malformed, unknown or revoked key.
         """
+        return self.identify(authorization)[1]
+
+    def identify(self, authorization: str | None) -> tuple[str, str]:
+        """The key's id and actor (``key:<name>``) for an ``Authorization`` header.
+
+        Raises:
+            Unauthorized: missing, malformed, unknown or revoked key.
+        """
         scheme, _, token = (authorization or "").partition(" ")
         parts = token.strip().split("_", 2)
         if (
@@ -137,4 +145,4 @@ class AdminKeys:
         matches = same(_digest(secret), expected)
         if row is None or row.revoked_at is not None or not matches:
             raise Unauthorized("unauthorized", "the admin API key is not valid")
-        return f"key:{row.name}"
+        return key_id, f"key:{row.name}"

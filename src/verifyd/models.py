@@ -193,6 +193,21 @@ class AdminKey(Base):
     revoked_at: Mapped[datetime | None]
 
 
+class AdminSession(Base):
+    """A dashboard login: the SHA-256 of its cookie's token, the key it was opened with.
+
+    Kept in the database so any replica verifies it, and so logging out, or revoking
+    the key, ends it everywhere at once.
+    """
+
+    __tablename__ = "admin_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key_id: Mapped[str] = mapped_column(ForeignKey("admin_keys.id"))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
 class AuditEvent(Base):
     """Who changed what, when: admin keys and policy changes, old -> new."""
 
@@ -245,6 +260,7 @@ __all__ = [
     "Account",
     "AccountLabel",
     "AdminKey",
+    "AdminSession",
     "AuditEvent",
     "Base",
     "Exposure",

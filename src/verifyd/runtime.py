@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from verifyd.adminkeys import AdminKeys
+from verifyd.adminsessions import AdminSessions
 from verifyd.channels.base import Channel
 from verifyd.codes import Secrets
 from verifyd.db import Database
@@ -50,6 +51,7 @@ class Runtime:
     dispatcher: Dispatcher
     messages: Messages
     admin_keys: AdminKeys
+    sessions: AdminSessions
     idempotency: IdempotencyStore
     exposures: Exposures
     stats: Stats
@@ -165,6 +167,7 @@ def build_runtime(settings: Settings, registry: Registry | None = None) -> Runti
     delivery = Delivery(settings, providers)
     wake = dispatcher.wake
     exposures = Exposures(db, plugins.secrets)
+    admin_keys = AdminKeys(db)
     return Runtime(
         settings=settings,
         db=db,
@@ -193,6 +196,7 @@ def build_runtime(settings: Settings, registry: Registry | None = None) -> Runti
         sandbox=SandboxInbox(db, Destinations(settings)),
         dispatcher=dispatcher,
         messages=Messages(db, chains, wake=wake),
-        admin_keys=AdminKeys(db),
+        admin_keys=admin_keys,
+        sessions=AdminSessions(db, admin_keys, settings),
         idempotency=IdempotencyStore(db),
     )

@@ -153,6 +153,10 @@ class Settings(BaseSettings):
     #: When set, ``GET /metrics`` wants ``Authorization: Bearer <token>``.
     metrics_token: SecretStr | None = None
 
+    #: The dashboard: how long a login lasts, and login attempts per address per 15 min.
+    admin_session_seconds: int = Field(default=8 * 3600, ge=60, le=30 * 86400)
+    admin_login_attempts_per_ip: int = Field(default=10, ge=1)
+
     policy_cache_seconds: float = Field(default=1.0, ge=0)
     dispatch_interval_seconds: float = Field(default=0.5, gt=0)
     #: Trust ``X-Forwarded-For`` from these proxy addresses when keying per-IP limits.
