@@ -14,11 +14,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import phonenumbers
 
 from verifyd import segments
 from verifyd.settings import ConfigurationError, Settings
+
+#: What development prices messages by when no price list is set.
+DEVELOPMENT_PRICES = Path(__file__).with_name("prices.development.json")
 
 #: The country of a destination that has none (an email, an unparsable number).
 NO_COUNTRY = "-"
@@ -40,7 +44,10 @@ class Prices:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Prices | None:
-        """The configured price list, or ``None`` when none is set.
+        """The configured price list; in development the example list when none is set.
+
+        Returns:
+            The prices, or ``None`` in production when none is set.
 
         Raises:
             ConfigurationError: the JSON or the file is not a price list.
@@ -53,6 +60,12 @@ class Prices:
                 text = settings.prices_file.read_text(encoding="utf-8")
             except OSError as exc:
                 raise ConfigurationError(f"{source}: {exc.strerror}") from exc
+        if text is None and not settings.production:
+            # Development shows costs from the start (the demo's cost per verified
+            # account): an example list, not anyone's tariff. Production has none
+            # until the operator sets one.
+            source = f"the development example prices ({DEVELOPMENT_PRICES.name})"
+            text = DEVELOPMENT_PRICES.read_text(encoding="utf-8")
         if text is None:
             return None
         try:
