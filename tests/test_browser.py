@@ -2,75 +2,30 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
 
+from support.browser import AppAtItsOwnUrl, chromium, screenshot_path
 from support.liveserver import LiveServer
 from verifyd.app import create_app
 from verifyd.settings import Settings
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
-SCREENSHOT = "/tmp/verifyd-confirm.png"
-# Read at import: conftest's autouse fixture clears VERIFYD_* before each test runs.
-SKIP_BROWSER = os.environ.get("VERIFYD_TEST_SKIP_BROWSER") == "1"
-
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """One headless Chromium for the module; fails (not skips) when it is missing."""
-    if not os.access(CHROMIUM, os.X_OK):
-        if SKIP_BROWSER:
-            pytest.skip("Chromium not installed and VERIFYD_TEST_SKIP_BROWSER=1")
-        pytest.fail(
-            f"{CHROMIUM} not found: apt-get install -y chromium "
-            "(or set VERIFYD_TEST_SKIP_BROWSER=1 to skip the browser tests knowingly)"
-        )
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-class _AppAtItsOwnUrl:
-    """The verifyd app, built on first use, once the server knows its port.
-
-    ``LiveServer`` binds its port in ``start()``; the app's ``public_base_url`` must be that
-    address, so the app is built at the lifespan start-up, in the server's thread.
-    """
-
-    def __init__(self, build: Callable[[str], ASGIApp]) -> None:
-        self.build = build
-        self.server: LiveServer | None = None
-        self.app: Any = None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.app is None:
-            assert self.server is not None
-            self.app = self.build(self.server.base_url)
-        await self.app(scope, receive, send)
+    """One headless Chromium for the module."""
+    with chromium() as launched:
+        yield launched
 
 
 async def _landing(_: Request) -> HTMLResponse:
@@ -89,7 +44,7 @@ def verifyd(
     make_settings: Callable[..., Settings], redirect_target: LiveServer
 ) -> Iterator[LiveServer]:
     """verifyd served for real, its public base URL its own address, policy ``email``."""
-    wrapper = _AppAtItsOwnUrl(
+    wrapper = AppAtItsOwnUrl(
         lambda base_url: create_app(
             make_settings(
                 public_base_url=base_url,
@@ -158,7 +113,7 @@ def test_open_the_link_then_press_the_button(
     assert page.locator("h1").inner_text() == "Confirm your email address"
     button = page.locator("form button[type=submit]")
     assert button.is_visible()
-    page.screenshot(path=SCREENSHOT, full_page=True)
+    page.screenshot(path=screenshot_path("email-confirm"), full_page=True)
     page.reload()  # a second look (or a mail scanner) consumes nothing
     assert _status(api, account_id) == "pending"
 

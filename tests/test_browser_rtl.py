@@ -5,16 +5,15 @@ Debian's Chromium, driven by Playwright, on a live server (as ``test_browser.py`
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
-from starlette.types import ASGIApp, Receive, Scope, Send
+from playwright.sync_api import Browser, Page
 
+from support.browser import AppAtItsOwnUrl, chromium, screenshot_path
 from support.liveserver import LiveServer
 from verifyd.app import create_app
 from verifyd.channels.base import VerificationRef
@@ -25,18 +24,6 @@ from verifyd.settings import Settings
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
-# Read at import: conftest's autouse fixture clears VERIFYD_* before each test runs.
-SKIP_BROWSER = os.environ.get("VERIFYD_TEST_SKIP_BROWSER") == "1"
 
 #: locale sent at signup -> (html lang, computed direction, the button's text)
 PAGES = {
@@ -48,38 +35,15 @@ PAGES = {
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """One headless Chromium for the module; fails (not skips) when it is missing."""
-    if not os.access(CHROMIUM, os.X_OK):
-        if SKIP_BROWSER:
-            pytest.skip("Chromium not installed and VERIFYD_TEST_SKIP_BROWSER=1")
-        pytest.fail(f"{CHROMIUM} not found: apt-get install -y chromium")
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-class _AppAtItsOwnUrl:
-    """The app, built once the server knows its port (its public base URL)."""
-
-    def __init__(self, build: Callable[[str], ASGIApp]) -> None:
-        self.build = build
-        self.server: LiveServer | None = None
-        self.app: Any = None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.app is None:
-            assert self.server is not None
-            self.app = self.build(self.server.base_url)
-        await self.app(scope, receive, send)
+    """One headless Chromium for the module."""
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture
 def api(make_settings: Callable[..., Settings]) -> Iterator[httpx.Client]:
     """An HTTP client on verifyd served for real, policy ``email``."""
-    wrapper = _AppAtItsOwnUrl(
+    wrapper = AppAtItsOwnUrl(
         lambda base_url: create_app(
             make_settings(public_base_url=base_url, policy_mode="email", app_name="Example")
         )
@@ -147,7 +111,7 @@ def test_the_confirm_page_lays_out_in_the_signups_direction_and_confirms(
     assert abs(layout[start]) < 1 and layout[end] > 50, layout
     button = page.locator("#confirm")
     assert button.is_visible() and button.inner_text() == label
-    page.screenshot(path=f"/tmp/verifyd-confirm-{lang}.png", full_page=True)
+    page.screenshot(path=screenshot_path(f"email-confirm-{lang}"), full_page=True)
 
     with page.expect_navigation():
         button.click()
@@ -206,4 +170,4 @@ def test_the_html_email_lays_out_right_to_left(page: Page, locale: str) -> None:
         "scripts": 0,
         "sheets": 0,
     }
-    page.screenshot(path=f"/tmp/verifyd-email-{locale}.png", full_page=True)
+    page.screenshot(path=screenshot_path(f"email-{locale}"), full_page=True)
