@@ -15,7 +15,7 @@ from fastapi.openapi.utils import get_openapi
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from verifyd import __version__
-from verifyd.api import admin, handlers, ops, public, receipts, stats
+from verifyd.api import admin, dashboard, handlers, ops, public, receipts, stats
 from verifyd.api.requestid import install_request_ids
 from verifyd.registry import Registry
 from verifyd.runtime import Runtime, build_runtime
@@ -120,6 +120,7 @@ def create_app(settings: Settings, *, registry: Registry | None = None) -> FastA
         app.include_router(public.sandbox_router)
     app.include_router(admin.router)
     app.include_router(stats.router)
+    app.include_router(dashboard.router)
     app.include_router(receipts.router)
     app.include_router(ops.router)
     if settings.access_log:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
@@ -181,6 +182,14 @@ def changes(older: dict[str, Any] | None, newer: dict[str, Any]) -> dict[str, li
         if before != newer[key]:
             out[key] = [before, newer[key]]
     return out
+
+
+def with_changes(documents: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Policy documents, newest first, each with what it changed from the one after it."""
+    return [
+        {**doc, "changes": changes(older, doc)}
+        for doc, older in zip(documents, [*documents[1:], None], strict=True)
+    ]
 
 
 def validate_weights(weights: dict[str, int]) -> dict[str, int]:

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from verifyd.api.deps import AdminActor, RuntimeDep
 from verifyd.errors import InvalidRequest
-from verifyd.policy import changes
+from verifyd.policy import with_changes
 from verifyd.policystore import from_request
 from verifyd.schemas import (
     MessagesOut,
@@ -46,11 +46,7 @@ def policy_history(rt: RuntimeDep, _actor: AdminActor) -> Any:
     """Every version, newest first, each with what it changed (old -> new)."""
     budget = rt.settings.guess_budget_per_day
     rt.policies.current()  # a fresh database gets its first version before it has a history
-    docs = [p.document(budget) for p in rt.policies.history(limit=501)]
-    versions = [
-        {**doc, "changes": changes(older, doc)}
-        for doc, older in zip(docs, [*docs[1:], None], strict=True)
-    ]
+    versions = with_changes([p.document(budget) for p in rt.policies.history(limit=501)])
     return {"versions": versions[:500]}
 
 
