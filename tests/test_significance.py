@@ -374,7 +374,7 @@ def test_verdict_waits_when_only_the_fixed_test_would_call_it() -> None:
     # 62 % vs 48 % of 200: fixed p = 0.005, but the always-valid p is 0.18 — not yet.
     result = verdict("conversion", "phone", "email", 96, 200, 124, 200)
     assert result.difference is not None and result.difference.p_value < 0.05
-    assert not result.decided and result.text.startswith("Not enough data yet:")
+    assert not result.decided and result.text.startswith("Not enough data yet on conversion:")
 
 
 def test_verdict_says_how_much_data_is_needed() -> None:
@@ -382,8 +382,8 @@ def test_verdict_says_how_much_data_is_needed() -> None:
     assert not result.decided
     # 2,452 per arm by the formula, shown rounded up to two figures; power 6.8 %.
     assert result.text == (
-        "Not enough data yet: phone 48.0 % (n=50) vs email 52.0 % (n=50); detecting a difference"
-        " of this size needs about 2,500 signups per arm (power now 7 %)."
+        "Not enough data yet on conversion: phone 48.0 % (n=50) vs email 52.0 % (n=50);"
+        " detecting a difference of this size needs about 2,500 signups per arm (power now 7 %)."
     )
     assert result.required_per_arm == 2452
 

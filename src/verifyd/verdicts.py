@@ -91,7 +91,10 @@ def verdict(
             f" always-valid {_p(sequential.p_value)})."
         )
     else:
-        text = f"Not enough data yet: {a} {_pct(p_a)} (n={n_a:,}) vs {b} {_pct(p_b)} (n={n_b:,}); "
+        text = (
+            f"Not enough data yet on {metric}: {a} {_pct(p_a)} (n={n_a:,})"
+            f" vs {b} {_pct(p_b)} (n={n_b:,}); "
+        )
         power_now = f"power now {(now or 0.0) * 100:.0f} %"
         if required is None:
             text += "no difference so far."
