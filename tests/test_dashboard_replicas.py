@@ -69,7 +69,7 @@ def test_a_change_through_one_process_is_in_force_in_the_other_within_5_s(
             signup = on_b.post("/v1/accounts", json={"email": "replica@example.test"})
             assert signup.status_code == 201, signup.text
             assert signup.json()["account"]["policy_version"] == before["policy_version"] + 1
-            assert f"version <span id=\"current-version\">{before['policy_version'] + 1}" in (
+            assert f'version <span id="current-version">{before["policy_version"] + 1}' in (
                 on_b.get("/admin").text
             )
 
