@@ -31,6 +31,7 @@ COMMANDS = [
     ["report"],
     ["accounts"],
     ["accounts", "label"],
+    ["demo"],
     ["dev"],
     ["dev", "reset"],
 ]

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -53,25 +54,35 @@ def _verifyd() -> str:
     return str(beside)
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
-    """``verifyd serve`` on its embedded default (a SQLite file, sandbox on), on a free port."""
+@contextmanager
+def serving(home: Path, **settings: str) -> Iterator[tuple[str, dict[str, str]]]:
+    """``verifyd serve`` as ``make run`` starts it: a SQLite file in ``home``, sandbox on.
+
+    Args:
+        home: The working directory, and where the database, its secret and the log are.
+        settings: More ``VERIFYD_*`` variables for the server (and for any command run
+            with the environment it yields).
+
+    Yields:
+        The server's base URL, and the environment a CLI command on its database needs.
+    """
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("VERIFYD_")}
     env.update(
-        VERIFYD_DATABASE_URL=f"sqlite:///{tmp_path}/verifyd.db",
+        VERIFYD_DATABASE_URL=f"sqlite:///{home}/verifyd.db",
         VERIFYD_PORT=str(port),
         VERIFYD_PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
+        **settings,
     )
-    log = (tmp_path / "server.log").open("w")
+    log = (home / "server.log").open("w")
     server = subprocess.Popen(
-        [_verifyd(), "serve"], env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT
+        [_verifyd(), "serve"], env=env, cwd=home, stdout=log, stderr=subprocess.STDOUT
     )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
         while True:
-            assert server.poll() is None, (tmp_path / "server.log").read_text()
+            assert server.poll() is None, (home / "server.log").read_text()
             try:
                 if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
                     break
@@ -84,6 +95,13 @@ def served(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
         server.terminate()
         server.wait(timeout=15)
         log.close()
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    """``verifyd serve`` on its embedded default (a SQLite file, sandbox on), on a free port."""
+    with serving(tmp_path) as started:
+        yield started
 
 
 def paste(script: str, base: str, env: dict[str, str], cwd: Path) -> str:

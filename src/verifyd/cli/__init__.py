@@ -1,4 +1,4 @@
-"""``verifyd``: serve, worker, migrate, policy, admin-key, messages, report, accounts, dev."""
+"""``verifyd``: serve, worker, migrate, policy, admin-key, messages, report, accounts, demo, dev."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from verifyd import __version__
-from verifyd.cli import accounts, dev, keys, messages, policy, report, serve, worker
+from verifyd.cli import accounts, demo, dev, keys, messages, policy, report, serve, worker
 from verifyd.errors import VerifydError
 from verifyd.registry import RegistryError
 from verifyd.settings import ConfigurationError, Settings
@@ -30,7 +30,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="verifyd", description=DESCRIPTION)
     p.add_argument("--version", action="version", version=f"verifyd {__version__}")
     sub = p.add_subparsers(title="commands", dest="command", required=True, metavar="COMMAND")
-    for family in (serve, worker, policy, keys, messages, report, accounts, dev):
+    for family in (serve, worker, policy, keys, messages, report, accounts, demo, dev):
         family.add_parsers(sub)
     return p
 
