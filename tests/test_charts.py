@@ -181,3 +181,16 @@ def test_every_arm_has_a_colour_and_each_chart_its_own_ids() -> None:
     assert parse(first).get("aria-labelledby") != parse(second).get("aria-labelledby")
     fills = {r.get("fill") for r in parse(first).iter(f"{NS}rect")}
     assert len(fills) == 2
+
+
+def test_funnel_counts_first_sends_so_no_stage_outgrows_the_one_before() -> None:
+    # 100 signups, 100 first codes and 30 resends: the funnel's "sent" is 100, not 130.
+    phone = arm(
+        "phone",
+        exposures=200,
+        signups=100,
+        activated=20,
+        **{"sent.sms.GB.1": 130, "resends.sms": 30},
+    )
+    words = " ".join(texts(parse(charts.funnel([phone]))))
+    assert "100 (50.0 %)" in words and "130" not in words

@@ -48,7 +48,9 @@ def _bar(x: float, y: float, length: float, height: float, fill: str) -> str:
 def funnel(arms: Arms) -> Markup:
     """Per arm: exposed, signed up, sent, verified, on one scale, with shares of the first.
 
-    The share is of the arm's exposures when it has any, else of its signups.
+    The share is of the arm's exposures when it has any, else of its signups. "Sent" counts
+    first sends only: a resend is the same person again, and would let the stage outgrow
+    the one before it.
     """
     title = "Funnel per arm: exposed, signed up, sent, verified"
     if not arms:
@@ -58,7 +60,7 @@ def funnel(arms: Arms) -> Markup:
         a["arm"]: (
             a["exposures"],
             a["signups"],
-            a["messages"]["sent"],
+            a["messages"]["first_sends"],
             a["conversion"]["count"],
         )
         for a in arms
