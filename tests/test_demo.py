@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 
 from support.browser import chromium, screenshot_path
 from test_cli import VERIFYD
-from test_walkthrough import serving
+from test_walkthrough import README, assert_keeps_its_promises, serving
 from verifyd import rebuild, rollup
 from verifyd.adminkeys import AdminKeys
 from verifyd.cli import main
@@ -104,6 +104,22 @@ def test_it_runs_in_under_a_minute_with_progress(run: Run) -> None:
     assert run.stderr.count("people") == 10, run.stderr
     assert "Times are compressed" in run.stdout
     assert "/admin (log in with an admin key: verifyd admin-key create --name you)" in run.stdout
+
+
+def readme_demo() -> str:
+    """The README's step 11: the shell between the ``demo:begin``/``end`` markers."""
+    text = README.read_text(encoding="utf-8")
+    section = text.split("<!-- demo:begin -->", 1)[1].split("<!-- demo:end -->", 1)[0]
+    (block,) = re.findall(r"^```sh\n(.*?)^```", section, flags=re.S | re.M)
+    return str(block)
+
+
+def test_the_readme_runs_it_and_shows_what_it_prints(run: Run) -> None:
+    block = readme_demo()
+    commands = [ln for ln in block.splitlines() if ln.strip() and not ln.startswith("#")]
+    assert commands == [".venv/bin/verifyd demo"]  # what the fixture ran
+    host = run.base.removeprefix("http://")
+    assert_keeps_its_promises(block, run.stdout.replace(host, "127.0.0.1:8000"))
 
 
 def test_the_summary_prints_the_services_figures(run: Run) -> None:
