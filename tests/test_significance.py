@@ -397,9 +397,9 @@ def test_verdict_formats_thousands_and_equal_rates() -> None:
 @pytest.mark.parametrize(
     ("n_a", "n_b", "text"),
     [
-        (0, 50, "No data for phone yet."),
-        (50, 0, "No data for email yet."),
-        (0, 0, "No data for phone or email yet."),
+        (0, 50, "No data yet on conversion for phone."),
+        (50, 0, "No data yet on conversion for email."),
+        (0, 0, "No data yet on conversion for phone or email."),
     ],
 )
 def test_verdict_without_data(n_a: int, n_b: int, text: str) -> None:

@@ -69,7 +69,8 @@ def verdict(
     """
     missing = [arm for arm, n in ((a, n_a), (b, n_b)) if n == 0]
     if missing:
-        return Verdict(False, f"No data for {' or '.join(missing)} yet.", None, None, None, None)
+        text = f"No data yet on {metric} for {' or '.join(missing)}."
+        return Verdict(False, text, None, None, None, None)
     alpha = 1.0 - confidence
     difference = two_proportion(x_a, n_a, x_b, n_b, confidence)
     sequential = always_valid(x_a, n_a, x_b, n_b, alpha=alpha)
