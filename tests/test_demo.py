@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
 from support.browser import chromium, screenshot_path
+from support.postgres import PostgresServer
 from test_cli import VERIFYD
 from test_walkthrough import README, assert_keeps_its_promises, serving
 from verifyd import rebuild, rollup
@@ -160,8 +163,9 @@ def test_the_report_shows_the_comparison_the_population_implies(run: Run) -> Non
     assert phone["time_to_verify"]["p50"] < email["time_to_verify"]["p50"]
 
 
-def test_the_rollup_equals_the_rows_and_the_key_is_revoked(run: Run) -> None:
-    db = Database(run.url)
+def assert_counted_and_key_revoked(url: str) -> None:
+    """The rollup equals what its rows say, every send is in the inbox, the key is revoked."""
+    db = Database(url)
     try:
         with db.read() as conn:
             live = {
@@ -191,6 +195,28 @@ def test_the_rollup_equals_the_rows_and_the_key_is_revoked(run: Run) -> None:
     assert sent == inbox and sent["sms"] > 0 and sent["email"] > 0
     (key,) = keys
     assert key.name.startswith("demo-") and key.revoked_at is not None
+
+
+def test_the_rollup_equals_the_rows_and_the_key_is_revoked(run: Run) -> None:
+    assert_counted_and_key_revoked(run.url)
+
+
+@pytest.mark.postgres
+def test_it_runs_on_postgresql(pg_server: PostgresServer) -> None:
+    url = pg_server.create_database(f"demo_{uuid.uuid4().hex[:12]}")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VERIFYD_")}
+    env["VERIFYD_DATABASE_URL"] = url
+    demo = subprocess.run(
+        [*VERIFYD, "demo", "--people", "120", "--quiet"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=100,
+    )
+    assert demo.returncode == 0, demo.stderr
+    assert demo.stderr == ""  # --quiet: no bar
+    assert "verifyd demo: 120 people (80 genuine, 40 bots" in demo.stdout
+    assert_counted_and_key_revoked(url)
 
 
 def _without_sends(counts: dict[tuple[int, str, str], int]) -> dict[tuple[int, str, str], int]:
