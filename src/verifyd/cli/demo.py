@@ -42,7 +42,7 @@ def demo(settings: Settings, args: argparse.Namespace) -> int:
     from verifyd.demo import DemoFailure
     from verifyd.demo.population import population
     from verifyd.demo.progress import Progress
-    from verifyd.demo.server import PrivateServer, demo_settings
+    from verifyd.demo.server import demo_settings, private_server
     from verifyd.demo.session import drive, report
 
     started = time.monotonic()
@@ -56,7 +56,7 @@ def demo(settings: Settings, args: argparse.Namespace) -> int:
         try:
             app = create_app(demo_settings(settings))
             progress = Progress(len(people), sys.stderr, enabled=not args.quiet)
-            with PrivateServer(app) as server:
+            with private_server(app) as server:
                 outcome = asyncio.run(
                     drive(
                         server.base_url,

@@ -8,21 +8,16 @@ provider, real limits, no trusted proxy). It starts another verifyd in a thread,
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
-from types import TracebackType
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-import uvicorn
-
 from verifyd.demo import DemoFailure
+from verifyd.liveserver import LiveServer
 from verifyd.settings import Settings
 
 #: The one address the private server listens on, and the one proxy it trusts.
 HOST = "127.0.0.1"
-_START_TIMEOUT = 30.0
-_STOP_TIMEOUT = 15.0
 
 
 def demo_settings(settings: Settings) -> Settings:
@@ -51,83 +46,20 @@ def demo_settings(settings: Settings) -> Settings:
     return Settings(**{**settings.model_dump(), **overrides})
 
 
-class PrivateServer:
-    """Serves an ASGI app with uvicorn in a thread; a context manager.
+@contextmanager
+def private_server(app: Any) -> Iterator[LiveServer]:
+    """Serve ``app`` on 127.0.0.1 and a free port while the block runs.
 
-    The socket is bound before the thread starts, so the port is ours from the start.
-
-    Args:
-        app: The application (``create_app(demo_settings(...))``).
+    Raises:
+        DemoFailure: the app did not start (its lifespan failed) within 30 s.
     """
-
-    def __init__(self, app: Any) -> None:
-        self._app = app
-        self._sock: socket.socket | None = None
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._error: BaseException | None = None
-        self.base_url = ""
-
-    def start(self) -> None:
-        """Start serving; return once connections are accepted.
-
-        Raises:
-            DemoFailure: the app did not start (its lifespan failed) within 30 s.
-        """
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((HOST, 0))
-        port = sock.getsockname()[1]
-        self._sock, self.base_url = sock, f"http://{HOST}:{port}"
-        config = uvicorn.Config(
-            self._app,
-            host=HOST,
-            port=port,
-            lifespan="on",
-            access_log=False,
-            log_level="warning",
-            log_config=None,  # leave the process's logging as the CLI set it
-        )
-        # uvicorn installs signal handlers in the main thread only: Ctrl-C stays ours.
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._run, name="verifyd-demo", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + _START_TIMEOUT
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() >= deadline:
-                error = self._error
-                self.stop()
-                raise DemoFailure(f"the demo's server did not start: {error!r}") from error
-            time.sleep(0.01)
-
-    def _run(self) -> None:
-        assert self._server is not None and self._sock is not None
-        try:
-            self._server.run(sockets=[self._sock])
-        except BaseException as exc:  # SystemExit from a failed lifespan included
-            self._error = exc
-
-    def stop(self) -> None:
-        """Stop serving and wait for the thread (idempotent)."""
-        server, thread, sock = self._server, self._thread, self._sock
-        self._server = self._thread = self._sock = None
-        if server is not None and thread is not None:
-            server.should_exit = True
-            thread.join(_STOP_TIMEOUT)
-            if thread.is_alive():
-                server.force_exit = True
-                thread.join(_STOP_TIMEOUT)
-        if sock is not None:
-            sock.close()
-
-    def __enter__(self) -> PrivateServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+    server = LiveServer(app)
+    try:
+        server.start()
+    except RuntimeError as exc:
+        raise DemoFailure(f"the demo's server did not start: {exc}") from exc
+    try:
+        yield server
+    finally:
+        # A server that crashed mid-run already failed the run through its answers.
+        server.stop(raise_errors=False)
