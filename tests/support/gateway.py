@@ -8,6 +8,7 @@ a request that hangs until released, or a dropped connection.
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -99,6 +100,12 @@ class Gateway:
             # The default backlog of 5 resets connections when a dispatcher sends a
             # batch at once; a real gateway's is far longer.
             request_queue_size = 128
+
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                """A client that hung up (a provider's timeout, a closed pool) is no error
+                of the gateway's; anything else is printed, as by default."""
+                if not isinstance(sys.exc_info()[1], ConnectionError):
+                    super().handle_error(request, client_address)
 
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.daemon_threads = True
