@@ -37,12 +37,14 @@ class Server:
 
 
 @contextlib.contextmanager
-def serving(env: dict[str, str], cwd: Path, *args: str) -> Iterator[Server]:
-    """Run ``verifyd serve`` on 127.0.0.1 and a free port until /healthz answers.
+def serving(
+    env: dict[str, str], cwd: Path, *args: str, port: int | None = None
+) -> Iterator[Server]:
+    """Run ``verifyd serve`` on 127.0.0.1 and ``port`` (else a free one) until /healthz answers.
 
     The process gets its own process group, killed whole at the end.
     """
-    port = free_port()
+    port = port or free_port()
     log = cwd / f"serve-{port}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(

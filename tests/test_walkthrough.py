@@ -11,15 +11,14 @@ import os
 import re
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 import pytest
 
 from support.net import free_port
+from test_cli_serve import serving as serve_process
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -59,7 +58,7 @@ def serving(home: Path, **settings: str) -> Iterator[tuple[str, dict[str, str]]]
     """``verifyd serve`` as ``make run`` starts it: a SQLite file in ``home``, sandbox on.
 
     Args:
-        home: The working directory, and where the database, its secret and the log are.
+        home: The working directory, where the database, its secret and the log are.
         settings: More ``VERIFYD_*`` variables for the server (and for any command run
             with the environment it yields).
 
@@ -74,27 +73,8 @@ def serving(home: Path, **settings: str) -> Iterator[tuple[str, dict[str, str]]]
         VERIFYD_PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
         **settings,
     )
-    log = (home / "server.log").open("w")
-    server = subprocess.Popen(
-        [_verifyd(), "serve"], env=env, cwd=home, stdout=log, stderr=subprocess.STDOUT
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert server.poll() is None, (home / "server.log").read_text()
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "verifyd serve did not come up"
-            time.sleep(0.1)
-        yield base, env
-    finally:
-        server.terminate()
-        server.wait(timeout=15)
-        log.close()
+    with serve_process(env, home, port=port) as server:
+        yield server.base_url, env
 
 
 @pytest.fixture
