@@ -21,9 +21,9 @@ from sqlalchemy import func, select
 
 from support.browser import chromium, screenshot_path
 from support.postgres import PostgresServer
+from support.rollup import Totals, live_and_rebuilt
 from test_cli import VERIFYD
 from test_walkthrough import README, assert_keeps_its_promises, serving
-from verifyd import rebuild, rollup
 from verifyd.adminkeys import AdminKeys
 from verifyd.cli import main
 from verifyd.dashboard.pages import interval, money, pct, points, seconds
@@ -168,15 +168,7 @@ def assert_counted_and_key_revoked(url: str) -> None:
     db = Database(url)
     try:
         with db.read() as conn:
-            live = {
-                (v, a, name): n
-                for (v, a), counters in rollup.read(conn).items()
-                for name, n in counters.items()
-                if n
-            }
-            rebuilt: dict[tuple[int, str, str], int] = {}
-            for (v, a, name, _hour), n in rebuild.compute(conn).items():
-                rebuilt[v, a, name] = rebuilt.get((v, a, name), 0) + n
+            live, rebuilt = live_and_rebuilt(conn)
             inbox = dict(
                 conn.execute(
                     select(_inbox.c.channel, func.count()).group_by(_inbox.c.channel)
@@ -219,7 +211,7 @@ def test_it_runs_on_postgresql(pg_server: PostgresServer) -> None:
     assert_counted_and_key_revoked(url)
 
 
-def _without_sends(counts: dict[tuple[int, str, str], int]) -> dict[tuple[int, str, str], int]:
+def _without_sends(counts: Totals) -> Totals:
     return {key: n for key, n in counts.items() if not key[2].startswith("sent.")}
 
 

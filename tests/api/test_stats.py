@@ -12,7 +12,8 @@ from fastapi.testclient import TestClient
 from support.api import admin_headers, latest_code, latest_token, runtime, set_policy, signup
 from support.api import stats as _stats
 from support.api import stats_arm as _arm
-from verifyd import expiry, rebuild, rollup
+from support.rollup import live_and_rebuilt
+from verifyd import expiry
 from verifyd.models import utcnow
 from verifyd.settings import Settings
 
@@ -29,15 +30,7 @@ def priced(
 def _assert_rollup_matches_rows(client: TestClient) -> None:
     db = runtime(client).db
     with db.read() as conn:
-        live = {
-            (v, a, name): n
-            for (v, a), counters in rollup.read(conn).items()
-            for name, n in counters.items()
-            if n
-        }
-        rebuilt: dict[tuple[int, str, str], int] = {}
-        for (v, a, name, _hour), n in rebuild.compute(conn).items():
-            rebuilt[v, a, name] = rebuilt.get((v, a, name), 0) + n
+        live, rebuilt = live_and_rebuilt(conn)
     assert live == rebuilt
 
 
