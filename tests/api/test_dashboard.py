@@ -157,6 +157,7 @@ def test_policy_change_is_previewed_then_confirmed(client: TestClient) -> None:
     preview = client.post("/admin/policy", data={**form, "experiment": "exp-a"})
     assert preview.status_code == 200
     assert "Switch the policy" in preview.text and "split" in preview.text
+    assert "<td>–</td><td>phone 30, email 70</td>" in preview.text  # not a dict's repr
     assert runtime(client).policies.current().version == before.version  # nothing yet
     done = client.post(
         "/admin/policy",
@@ -177,6 +178,8 @@ def test_policy_change_is_previewed_then_confirmed(client: TestClient) -> None:
     assert after.sms == before.sms and after.email == before.email
     shown = client.get(done.headers["location"]).text
     assert f"Version {after.version} is in force" in shown
+    assert "<code>weights</code>: – → phone 30, email 70" in shown  # the history
+    assert "{&#39;" not in shown and "{&#39;" not in preview.text
 
 
 def test_a_form_the_policy_cannot_take_is_shown_again_with_the_reason(

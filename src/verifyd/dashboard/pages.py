@@ -80,6 +80,15 @@ def money(value: float | None, currency: str | None) -> str:
     return f"{value:,.4f} {currency}"
 
 
+def setting(value: Any) -> str:
+    """A policy setting as a reader takes it in: ``phone 30, email 70``, not a dict's repr."""
+    if value is None:
+        return "–"
+    if isinstance(value, dict):
+        return ", ".join(f"{key} {setting(item)}" for key, item in value.items())
+    return str(value)
+
+
 def when(value: datetime | str | None) -> str:
     """A moment for people, to the minute, in UTC: ``2026-12-02 22:37 UTC``."""
     if value is None:
@@ -104,6 +113,7 @@ def _environment() -> Environment:
         seconds=seconds,
         money=money,
         when=when,
+        setting=setting,
     )
     env.filters["num"] = lambda n: "–" if n is None else f"{n:,}"
     return env
