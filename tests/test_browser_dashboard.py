@@ -10,7 +10,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Request
 
-from support.browser import chromium, screenshot_path, serve_at_own_url
+from support.browser import chromium, log_in, screenshot_path, serve_at_own_url
 from support.liveserver import LiveServer
 from verifyd.app import create_app
 from verifyd.settings import Settings
@@ -86,15 +86,6 @@ def watched(browser: Browser, verifyd: LiveServer) -> Iterator[Watched]:
     assert not w.console, w.console  # a CSP violation is reported here
 
 
-def _log_in(page: Page, base_url: str, key: str) -> None:
-    page.goto(f"{base_url}/admin")
-    assert page.url == f"{base_url}/admin/login"
-    page.fill("#key", key)
-    with page.expect_navigation():
-        page.click("#sign-in")
-    assert page.url == f"{base_url}/admin"
-
-
 def test_log_in_switch_the_policy_and_see_it_in_force(
     verifyd: LiveServer, api: httpx.Client, admin_key: str, watched: Watched
 ) -> None:
@@ -106,7 +97,7 @@ def test_log_in_switch_the_policy_and_see_it_in_force(
     assert "not a valid admin key" in page.locator("#error").inner_text()
     page.screenshot(path=screenshot_path("dashboard-login-refused"), full_page=True)
 
-    _log_in(page, base, admin_key)
+    log_in(page, base, admin_key)
     cookies = {c["name"]: c for c in page.context.cookies()}
     session = cookies["verifyd_admin"]
     assert session["httpOnly"] and session["sameSite"] == "Strict" and session["path"] == "/admin"
@@ -194,7 +185,7 @@ def test_the_charts_render_with_seeded_data_and_agree_with_the_api(
 ) -> None:
     version = _seed(api, admin_key)
     page = watched.page
-    _log_in(page, verifyd.base_url, admin_key)
+    log_in(page, verifyd.base_url, admin_key)
     assert f"Policy version {version}" in page.locator("#section-title").inner_text()
 
     auth = {"authorization": f"Bearer {admin_key}"}

@@ -19,7 +19,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
-from support.browser import chromium, screenshot_path
+from support.browser import chromium, log_in, screenshot_path
 from support.postgres import PostgresServer
 from support.rollup import Totals, live_and_rebuilt
 from test_cli import VERIFYD
@@ -261,12 +261,7 @@ def test_the_dashboard_it_points_to_agrees_with_the_report(run: Run) -> None:
             "console",
             lambda message: refused.append(message.text) if "Refused" in message.text else None,
         )
-        page.goto(f"{run.base}/admin")
-        assert page.url == f"{run.base}/admin/login"
-        page.fill("#key", key)
-        with page.expect_navigation():
-            page.click("#sign-in")
-        assert page.url == f"{run.base}/admin"
+        log_in(page, run.base, key)
         page.screenshot(path=screenshot_path("demo-dashboard"), full_page=True)
 
         # The demo's version is in force and shown by default.

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser, Page, sync_playwright
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from support.liveserver import LiveServer
@@ -49,6 +49,16 @@ def chromium() -> Iterator[Browser]:
             yield browser
         finally:
             browser.close()
+
+
+def log_in(page: Page, base_url: str, key: str) -> None:
+    """Open the dashboard, get sent to its login form, sign in with an admin key."""
+    page.goto(f"{base_url}/admin")
+    assert page.url == f"{base_url}/admin/login"
+    page.fill("#key", key)
+    with page.expect_navigation():
+        page.click("#sign-in")
+    assert page.url == f"{base_url}/admin"
 
 
 def screenshot_path(name: str) -> Path:
