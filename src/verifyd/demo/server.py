@@ -16,7 +16,7 @@ from verifyd.demo import DemoFailure
 from verifyd.liveserver import LiveServer
 from verifyd.settings import Settings
 
-#: The one address the private server listens on, and the one proxy it trusts.
+#: The address LiveServer listens on, and so the one proxy the private server trusts.
 HOST = "127.0.0.1"
 
 
