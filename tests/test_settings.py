@@ -198,6 +198,7 @@ def test_blocked_number_types_default_to_design() -> None:
         "VOICEMAIL",
         "PAGER",
         "FIXED_LINE",
+        "PERSONAL_NUMBER",
     }
 
 

@@ -31,6 +31,8 @@ _NUMBER_TYPE_NAMES = {
 _PHONE_PUNCTUATION = re.compile(r"[\s\-().\u00a0]")
 #: Number types that reach a mobile phone; any other type not blocked flags ``non_mobile``.
 _MOBILE_TYPES = {"MOBILE", "FIXED_LINE_OR_MOBILE"}
+#: Never blocked whatever the settings say: most of North America is typed so.
+_NEVER_BLOCKED = {"FIXED_LINE_OR_MOBILE"}
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,8 @@ class Destinations:
         patterns = (*BUILTIN_SANDBOX_PATTERNS, *settings.sandbox_patterns)
         # ASCII: "\d" must not match other scripts' digits (one number, one spelling).
         self._sandbox = [re.compile(p, re.ASCII) for p in patterns] if settings.sandbox_on else []
-        self._blocked = set(settings.blocked_number_types)
+        self._blocked = set(settings.blocked_number_types) - _NEVER_BLOCKED
+        self._blocked_regions = set(settings.blocked_regions)
         self._countries = set(settings.allowed_countries)
         self._disposable = DisposableDomains(settings)
 
@@ -96,6 +99,15 @@ class Destinations:
                 "country_not_allowed",
                 "phone",
                 f"numbers from {region or 'this region'} are not accepted",
+            )
+        if region in self._blocked_regions:
+            # Region ``001``: satellite and international networks, typed ``MOBILE``.
+            raise InvalidRequest.field(
+                "number_type_blocked",
+                "phone",
+                "satellite and international-network numbers cannot receive codes"
+                if region == "001"
+                else f"numbers from {region} cannot receive codes",
             )
         type_name = _NUMBER_TYPE_NAMES.get(phonenumbers.number_type(number), "UNKNOWN")
         if type_name in self._blocked:

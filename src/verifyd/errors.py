@@ -8,6 +8,7 @@ The tree::
     │   └── CodeIncorrect         422 code_incorrect (+ attempts_left)
     ├── NotFound                  404 not_found, account_not_found, verification_not_found
     ├── Unauthorized              401 unauthorized
+    ├── Forbidden                 403 sms_destination_suspended
     ├── Conflict                  409 verification_closed, idempotency_in_progress
     ├── Gone                      410 code_expired
     └── RateLimited               429 rate_limited, too_many_attempts (+ Retry-After)
@@ -77,6 +78,11 @@ class NotFound(VerifydError):
 class Unauthorized(VerifydError):
     status = 401
     title = "Unauthorized"
+
+
+class Forbidden(VerifydError):
+    status = 403
+    title = "Forbidden"
 
 
 class Conflict(VerifydError):

@@ -3,9 +3,10 @@
 Two kinds of figure, kept apart because they agree across workers in different ways:
 
 - **Business counters** (signups, sends, checks, approvals, time to verify, refusals,
-  labels) and the outbox gauges are read from the database when scraped: from the
-  stats' rollup (``rollup.py``, written in the transactions of the events it counts)
-  and from the ``messages`` table. Every uvicorn worker and every replica therefore
+  labels, SMS-pumping breaker trips) and the outbox and breaker gauges are read from
+  the database when scraped: from the stats' rollup (``rollup.py``, written in the
+  transactions of the events it counts) and from the ``messages`` and
+  ``sms_breakers`` tables. Every uvicorn worker and every replica therefore
   answers the same figures, and they survive restarts. A process keeps what it read
   for :data:`CACHE_SECONDS`, so a tight scrape loop costs the database one read per
   interval, not one per scrape.
@@ -34,7 +35,7 @@ from prometheus_client.metrics_core import (
 )
 from sqlalchemy import and_, func, select
 
-from verifyd import processmetrics, rollup
+from verifyd import breakers, processmetrics, rollup
 from verifyd.models import Message, table_of, utcnow
 
 if TYPE_CHECKING:
@@ -124,7 +125,23 @@ class Metrics:
                     func.count().filter(_m.status == "dead"),
                 )
             ).one()
+            tripped = breakers.counts(conn, utcnow())
         families = rollup_families(counts)
+        trips = CounterMetricFamily(
+            "verifyd_sms_breaker_trips_total",
+            "SMS-pumping breakers tripped, by scope (prefix or country).",
+            labels=["scope"],
+        )
+        held = GaugeMetricFamily(
+            "verifyd_sms_breakers_active",
+            "SMS-pumping breakers holding sends now, by scope.",
+            labels=["scope"],
+        )
+        for scope in ("prefix", "country"):
+            total, active = tripped.get(scope, (0, 0))
+            trips.add_metric([scope], total)
+            held.add_metric([scope], active)
+        families += [trips, held]
         for name, value, doc in (
             ("verifyd_outbox_queued", outbox[0], "Messages waiting in the outbox (or being sent)."),
             ("verifyd_outbox_due", outbox[1], "Queued messages due now and not claimed yet."),

@@ -232,6 +232,35 @@ class RateCounter(Base):
     count: Mapped[int] = mapped_column(Integer)
 
 
+class SmsBreaker(Base):
+    """A number prefix or country whose SMS are held: it sent codes nobody verified.
+
+    Tripped by ``flows/pumping.py``; it holds until ``expires_at`` or until an operator
+    lifts it (``lifted_at``). Rows are kept, so ``/metrics`` counts every trip.
+    """
+
+    __tablename__ = "sms_breakers"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    #: ``prefix`` (E.164 without its last digits) or ``country`` (a phonenumbers region).
+    scope: Mapped[str] = mapped_column(String(8))
+    key: Mapped[str] = mapped_column(String(32))
+    #: The breaker window the trip was judged in: one trip per key and window.
+    window_start: Mapped[int] = mapped_column(Integer)
+    tripped_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    #: What the window held when it tripped.
+    sent: Mapped[int] = mapped_column(Integer)
+    verified: Mapped[int] = mapped_column(Integer)
+    lifted_at: Mapped[datetime | None]
+    lifted_by: Mapped[str | None] = mapped_column(String(128))
+
+    __table_args__ = (
+        UniqueConstraint("scope", "key", "window_start"),
+        Index("ix_sms_breakers_expires_at", "expires_at"),
+    )
+
+
 class IdempotencyKey(Base):
     """A replayable ``POST /v1/accounts`` answer, kept 24 h."""
 
@@ -271,6 +300,7 @@ __all__ = [
     "RateCounter",
     "SandboxMessage",
     "SignupBlock",
+    "SmsBreaker",
     "StatCount",
     "Verification",
     "table_of",

@@ -19,6 +19,7 @@ from verifyd.flows.labels import Labels
 from verifyd.flows.limits import Limits
 from verifyd.flows.lookup import Lookup
 from verifyd.flows.messages import Messages
+from verifyd.flows.pumping import Pumping
 from verifyd.flows.sandbox import SandboxInbox
 from verifyd.flows.signals import Signals
 from verifyd.flows.signup import Signup
@@ -56,6 +57,7 @@ class Runtime:
     exposures: Exposures
     stats: Stats
     labels: Labels
+    pumping: Pumping
 
 
 def _providers(
@@ -168,6 +170,7 @@ def build_runtime(settings: Settings, registry: Registry | None = None) -> Runti
     wake = dispatcher.wake
     exposures = Exposures(db, plugins.secrets)
     admin_keys = AdminKeys(db)
+    pumping = Pumping(settings, db)
     return Runtime(
         settings=settings,
         db=db,
@@ -185,12 +188,13 @@ def build_runtime(settings: Settings, registry: Registry | None = None) -> Runti
             delivery,
             Signals(settings, plugins.secrets),
             exposures,
+            pumping,
             wake=wake,
         ),
         exposures=exposures,
         stats=Stats(db, Prices.from_settings(settings)),
         labels=Labels(db),
-        codes=Codes(db, channels, policies, limits, delivery, wake=wake),
+        codes=Codes(db, channels, policies, limits, delivery, pumping, wake=wake),
         links=Links(db, channels),
         lookup=Lookup(db),
         sandbox=SandboxInbox(db, Destinations(settings)),
@@ -199,4 +203,5 @@ def build_runtime(settings: Settings, registry: Registry | None = None) -> Runti
         admin_keys=admin_keys,
         sessions=AdminSessions(db, admin_keys, settings),
         idempotency=IdempotencyStore(db),
+        pumping=pumping,
     )

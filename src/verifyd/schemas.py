@@ -264,3 +264,24 @@ class RedriveOut(BaseModel):
 
     redriven: list[str]
     skipped: list[RedriveSkip]
+
+
+class BreakerOut(BaseModel):
+    """An SMS-pumping breaker holding sends to a number prefix or a country."""
+
+    id: str
+    scope: Literal["prefix", "country"]
+    key: str = Field(
+        description="The prefix (the E.164 number without its last digits) or the "
+        "phonenumbers region (`GB`, `ZZ` when unknown)."
+    )
+    tripped_at: datetime
+    expires_at: datetime = Field(description="When it lifts by itself.")
+    sent: int = Field(description="Codes sent there in the window it tripped in.")
+    verified: int = Field(description="Of those, how many were verified.")
+
+
+class BreakersOut(BaseModel):
+    """``GET /v1/admin/breakers``: the breakers holding sends now, newest first."""
+
+    breakers: list[BreakerOut]

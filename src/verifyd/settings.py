@@ -19,7 +19,13 @@ DEFAULT_BLOCKED_NUMBER_TYPES = (
     "VOICEMAIL",
     "PAGER",
     "FIXED_LINE",
+    "PERSONAL_NUMBER",
 )
+
+#: Regions refused for SMS by default: ``001`` is phonenumbers' region of the
+#: non-geographic satellite and international-network ranges (+881, +870, +882, …),
+#: which it types ``MOBILE`` although an SMS there costs many times a mobile one.
+DEFAULT_BLOCKED_REGIONS = ("001",)
 
 #: Suspect signals a signup can raise; ``VERIFYD_BLOCKED_SIGNALS`` turns any into a block.
 SIGNALS = (
@@ -128,6 +134,8 @@ class Settings(BaseSettings):
     blocked_number_types: CommaList = Field(
         default_factory=lambda: list(DEFAULT_BLOCKED_NUMBER_TYPES)
     )
+    #: phonenumbers regions refused outright (``number_type_blocked``); ``001`` is satellite.
+    blocked_regions: CommaList = Field(default_factory=lambda: list(DEFAULT_BLOCKED_REGIONS))
     #: ISO 3166 region codes allowed for phone numbers; empty means all.
     allowed_countries: CommaList = Field(default_factory=list)
     #: Region used to read numbers written without ``+``; empty means E.164 is required.
@@ -143,6 +151,20 @@ class Settings(BaseSettings):
     velocity_prefix_signups: int = Field(default=10, ge=2)
     #: Numbers that differ only in their last N digits share a prefix.
     velocity_prefix_tail_digits: int = Field(default=3, ge=1, le=6)
+
+    # SMS pumping (flows/pumping.py): send budgets, fixed windows in the database.
+    #: A number's prefix for the budget and the breaker: E.164 without its last N digits.
+    sms_prefix_tail_digits: int = Field(default=3, ge=1, le=6)
+    sms_budget_per_prefix_per_hour: int = Field(default=20, ge=1)
+    sms_budget_per_country_per_hour: int = Field(default=500, ge=1)
+    sms_budget_per_day: int = Field(default=10_000, ge=1)
+    #: The conversion breaker, looked at when a budget refuses a send: a prefix (country)
+    #: that sent more than N codes in the window, under the verified percentage, is held.
+    sms_breaker_min_sends: int = Field(default=10, ge=1)
+    sms_breaker_country_min_sends: int = Field(default=100, ge=1)
+    sms_breaker_min_verified_percent: float = Field(default=20.0, ge=0, le=100)
+    sms_breaker_window_seconds: int = Field(default=3600, ge=60, le=7 * 86400)
+    sms_breaker_hold_seconds: int = Field(default=86400, ge=1, le=30 * 86400)
 
     #: Prices per message, JSON (see docs/stats.md); ``VERIFYD_PRICES_FILE`` reads it from a file.
     prices: str | None = None
@@ -168,6 +190,7 @@ class Settings(BaseSettings):
         "sandbox_patterns",
         "redirect_allowlist",
         "blocked_number_types",
+        "blocked_regions",
         "allowed_countries",
         "trusted_proxies",
         "blocked_signals",
@@ -179,7 +202,7 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
-    @field_validator("blocked_number_types", "allowed_countries")
+    @field_validator("blocked_number_types", "blocked_regions", "allowed_countries")
     @classmethod
     def _upper(cls, value: list[str]) -> list[str]:
         return [v.upper() for v in value]

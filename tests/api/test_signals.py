@@ -51,12 +51,13 @@ def test_disposable_and_alias_emails_are_flagged(email_client: Callable[..., Tes
 def test_number_types_are_flagged_and_fixed_lines_blocked(
     email_client: Callable[..., TestClient],
 ) -> None:
-    client = email_client()
+    # Personal numbers are blocked by default (SMS pumping); unblocked, they flag non_mobile.
+    client = email_client(blocked_number_types=["FIXED_LINE"])
     version = set_policy(client, "phone")["version"]
     assert _signup(client, phone="+445612345678").status_code == 201  # VOIP
     assert _signup(client, phone="+447012345678").status_code == 201  # personal number
     assert _signup(client, phone="+447911123456").status_code == 201  # mobile
-    r = _signup(client, phone="+441212345678")  # fixed line: blocked by default
+    r = _signup(client, phone="+441212345678")  # fixed line: blocked
     assert r.status_code == 422 and r.json()["code"] == "number_type_blocked"
     arm = _arm(client, version, "phone")
     assert arm["suspect"]["by_signal"] == {"non_mobile": 1, "voip": 1}

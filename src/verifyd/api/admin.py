@@ -1,16 +1,17 @@
-"""Admin endpoints behind a bearer API key: the policy, its history, the outbox."""
+"""Admin endpoints behind a bearer API key: the policy, its history, the outbox, breakers."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query, Response
 
 from verifyd.api.deps import AdminActor, RuntimeDep
 from verifyd.errors import InvalidRequest
 from verifyd.policy import with_changes
 from verifyd.policystore import from_request
 from verifyd.schemas import (
+    BreakersOut,
     MessagesOut,
     PolicyHistoryOut,
     PolicyIn,
@@ -74,3 +75,23 @@ def redrive_messages(body: RedriveIn, rt: RuntimeDep, actor: AdminActor) -> Any:
         )
     result = rt.messages.redrive(None if body.all else body.ids, actor)
     return {"redriven": result.redriven, "skipped": result.skipped}
+
+
+@router.get("/breakers", response_model=BreakersOut, responses=PROBLEMS)
+def list_breakers(rt: RuntimeDep, _actor: AdminActor) -> Any:
+    """The SMS-pumping breakers holding sends now (lifted and expired ones are gone)."""
+    return {"breakers": rt.pumping.active()}
+
+
+@router.delete(
+    "/breakers/{breaker_id}",
+    status_code=204,
+    response_class=Response,
+    responses={**PROBLEMS, 404: PROBLEMS[401], 204: {"description": "Lifted"}},
+)
+async def lift_breaker(
+    rt: RuntimeDep, actor: AdminActor, breaker_id: str = Path(max_length=64)
+) -> Response:
+    """Lift one breaker now: sends to its prefix or country flow again (audited)."""
+    await rt.pumping.lift(breaker_id, actor)
+    return Response(status_code=204)

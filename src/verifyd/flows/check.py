@@ -25,6 +25,7 @@ from verifyd.errors import (
 from verifyd.flows.approval import Approved, approve, closed_reason
 from verifyd.flows.delivery import Delivery
 from verifyd.flows.limits import Limits
+from verifyd.flows.pumping import Held, Pumping
 from verifyd.models import utcnow
 from verifyd.policystore import PolicyStore
 
@@ -38,6 +39,7 @@ class Codes:
         policies: The policy store (a resend takes the current policy's terms).
         limits: The rate limits.
         delivery: The hand-off to providers and the outbox.
+        pumping: The SMS send budgets and breakers (a resend is a send).
         wake: Called after a commit that queued messages (wakes the dispatcher).
     """
 
@@ -48,6 +50,7 @@ class Codes:
         policies: PolicyStore,
         limits: Limits,
         delivery: Delivery,
+        pumping: Pumping,
         wake: Callable[[], None] = lambda: None,
     ) -> None:
         self._db = db
@@ -55,6 +58,7 @@ class Codes:
         self._policies = policies
         self._limits = limits
         self._delivery = delivery
+        self._pumping = pumping
         self._wake = wake
 
     async def check(self, verification_id: str, raw_code: object, ip: str) -> Approved:
@@ -95,7 +99,11 @@ class Codes:
                 code="too_many_attempts",
             )
             if channel.check(row.id, code, row.secret_hash):
-                return approve(conn, row, now)
+                approved = approve(conn, row, now)
+                if isinstance(approved, Approved):  # what keeps a prefix's breaker off
+                    kind, dest = channel.message_kind, row.destination
+                    self._pumping.verified(conn, kind, dest, row.sandbox, now)
+                return approved
             left = row.max_checks - row.attempts
             version, arm, ch = row.policy_version, row.arm, row.channel
             rollup.add(conn, version, arm, f"checks.{ch}.incorrect", row.created_at)
@@ -148,6 +156,8 @@ class Codes:
                 )
             self._limits.hit(conn, "send_destination", row.destination, row.sandbox, now)
             channel = self._channels[row.channel]
+            kind, dest, arm = channel.message_kind, row.destination, (row.policy_version, row.arm)
+            self._pumping.admit(conn, kind, dest, row.sandbox, now, arm)
             terms = channel.terms(policy)
             ref = VerificationRef(
                 id=row.id,
@@ -180,7 +190,13 @@ class Codes:
             view["delivery"] = delivery
             return view, delivery
 
-        view, delivery = await self._db.transact(work)
+        try:
+            view, delivery = await self._db.transact(work)
+        except Held as exc:
+            # The send's transaction rolled back: the refusal is recorded in its own.
+            held = exc
+            await self._db.transact(lambda conn: self._pumping.refused(conn, held, now))
+            raise held.error from None
         if delivery == "queued":
             self._wake()
         return view

@@ -21,6 +21,7 @@ from verifyd.flows.delivery import Delivery
 from verifyd.flows.exposure import Exposures
 from verifyd.flows.limits import Limits
 from verifyd.flows.plan import Planner
+from verifyd.flows.pumping import Held, Pumping
 from verifyd.flows.signals import Signals
 from verifyd.models import utcnow
 from verifyd.policy import Policy
@@ -61,6 +62,7 @@ class Signup:
         delivery: The hand-off to providers and the outbox.
         signals: The suspect signals, and which of them refuse a signup.
         exposures: Where a signup's subject is recorded as exposed.
+        pumping: The SMS send budgets and breakers.
         wake: Called after a commit that queued messages (wakes the dispatcher).
     """
 
@@ -75,6 +77,7 @@ class Signup:
         delivery: Delivery,
         signals: Signals,
         exposures: Exposures,
+        pumping: Pumping,
         wake: Callable[[], None] = lambda: None,
     ) -> None:
         self._settings = settings
@@ -85,6 +88,7 @@ class Signup:
         self._delivery = delivery
         self._signals = signals
         self._exposures = exposures
+        self._pumping = pumping
         self._wake = wake
         self._destinations = Destinations(settings)
         self._by_identity = {
@@ -146,6 +150,9 @@ class Signup:
                 # Committed, not raised: the refusal is recorded, then answered.
                 self._signals.refuse(conn, version, arm, refused, req.ip, dests.values(), now)
                 return refused
+            for identity in plan.verify_now:  # before `taken`: a shadow is charged alike
+                d, kind = dests[identity], self._by_identity[identity].message_kind
+                self._pumping.admit(conn, kind, d.value, d.sandbox, now, (version, arm))
             taken = self._taken(conn, dests)
             shadow = bool(taken & set(plan.verify_now))
             flags = [*signals, "identity_taken"] if taken else signals
@@ -180,7 +187,18 @@ class Signup:
                 for identity in plan.verify_now
             ]
 
-        issued = await self._db.transact(work)
+        try:
+            issued = await self._db.transact(work)
+        except Held as exc:
+            # The send's transaction rolled back: the refusal is recorded in its own.
+            held = exc
+
+            def refuse(conn: Connection) -> None:
+                self._pumping.trip(conn, held, now)
+                self._signals.refuse(conn, version, arm, held.reason, req.ip, dests.values(), now)
+
+            await self._db.transact(refuse)
+            raise held.error from None
         if isinstance(issued, str):
             raise self._signals.error(issued)
         if subject_hash is not None:
