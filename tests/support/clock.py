@@ -36,7 +36,8 @@ class FakeClock:
 
     def install(self, monkeypatch: pytest.MonkeyPatch) -> FakeClock:
         """Make every loaded ``verifyd`` module read this clock (undone at teardown)."""
+        real = modelbase.utcnow
         for name, module in list(sys.modules.items()):
-            if name.startswith("verifyd") and getattr(module, "utcnow", None) is modelbase.utcnow:
+            if name.startswith("verifyd") and getattr(module, "utcnow", None) is real:
                 monkeypatch.setattr(module, "utcnow", self)
         return self
