@@ -79,7 +79,14 @@ def test_the_defaults_state_their_bounds() -> None:
 
 @pytest.mark.parametrize(
     ("free", "window", "base", "cap"),
-    [(10, 86400, 300, 14400), (5, 3600, 60, 900), (1, 100, 1, 1), (3, 1000, 2000, 5000)],
+    [
+        (10, 86400, 300, 14400),
+        (5, 3600, 60, 900),
+        (1, 86400, 1, 1),
+        (3, 1000, 2000, 5000),
+        (2, 86400, 7, 86400),
+        (1, 3600, 3600, 3600),
+    ],
 )
 def test_extra_is_the_most_waits_that_fit_in_a_window(
     free: int, window: int, base: int, cap: int

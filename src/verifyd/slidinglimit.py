@@ -109,10 +109,12 @@ class Backoff:
     def extra(self) -> int:
         """``K``: how many events the backoff lets through past ``free`` in any window."""
         total, k = 0, 0
-        while total + self.delay(k + 1) < self.window:
+        while self.delay(k + 1) < self.cap:  # the doubling part: at most 63 steps
+            if total + self.delay(k + 1) >= self.window:
+                return k
             k += 1
             total += self.delay(k)
-        return k
+        return k + (self.window - 1 - total) // self.cap  # then waits of ``cap`` each
 
     @property
     def bound(self) -> int:
@@ -146,16 +148,16 @@ class Backoff:
         if n < self.free:
             return now
         window, last = self.window * _US, events[-1]
-        best = None
-        # As the oldest events leave the window the wait shrinks; take the earliest
-        # moment at which the count then in the window allows an event.
-        for gone in range(n - self.free + 2):
-            at = max(now, last + self.delay(n - gone - self.free + 1) * _US)
-            if gone:
-                at = max(at, events[gone - 1] + window)
-            best = at if best is None else min(best, at)
-        assert best is not None
-        return best
+        # As the oldest events leave the window the wait shrinks: the earliest moment
+        # at which the count then in the window allows an event.
+        return min(
+            max(
+                now,
+                last + self.delay(n - gone - self.free + 1) * _US,
+                events[gone - 1] + window if gone else now,
+            )
+            for gone in range(n - self.free + 2)
+        )
 
 
 @dataclass(frozen=True)
