@@ -157,6 +157,19 @@ def test_policy_show_and_set_reach_a_running_app(
 
     shown = json.loads(ok(cli("policy", "show")).stdout)
     served = client.get("/v1/admin/policy", headers=auth).json()
+    # the attacker's bound per destination and the owner's longest wait, by default
+    assert (shown["guess_bound"], shown["guess_limit"]["per_day"]) == (
+        "1 in 500 per destination per day",
+        20,
+    )
+    assert shown["guess_limit"]["longest_owner_lockout_seconds"] == 14400
+    assert (
+        shown["send_limit"]["per_hour"],
+        shown["send_limit"]["longest_owner_lockout_seconds"],
+    ) == (
+        11,
+        900,
+    )
     assert datetime.fromisoformat(shown.pop("changed_at")) == datetime.fromisoformat(
         served.pop("changed_at").replace("Z", "+00:00")
     )

@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 import pytest
 
 from verifyd.policy import Policy, SmsKnobs, next_version, validate_weights
+from verifyd.settings import Settings
+from verifyd.slidinglimit import Bounds
 
 SUBJECTS = [f"device-{i}" for i in range(4000)]
 
@@ -197,7 +199,7 @@ def test_knob_change_is_a_new_version() -> None:
 
 def test_document_matches_design_and_hides_the_salt() -> None:
     policy = split({"phone": 50, "email": 50}, salt="very-secret-salt")
-    doc = policy.document(guesses_per_day=10)
+    doc = policy.document(Bounds.of(Settings()))
     assert set(doc) == {
         "version",
         "mode",
@@ -207,6 +209,8 @@ def test_document_matches_design_and_hides_the_salt() -> None:
         "sms",
         "email",
         "guess_bound",
+        "guess_limit",
+        "send_limit",
         "changed_at",
         "changed_by",
     }
@@ -217,7 +221,25 @@ def test_document_matches_design_and_hides_the_salt() -> None:
         "resend_cooldown_seconds": 30,
     }
     assert doc["email"] == {"ttl_seconds": 86400}
-    assert doc["guess_bound"] == "1 in 1,000 per destination per day"
+    # 10 free guesses, then 300 s doubling to 4 h: 10 more in any 24 h, 20 in all
+    assert doc["guess_bound"] == "1 in 500 per destination per day"
+    assert doc["guess_limit"] == {
+        "per_day": 20,
+        "free": 10,
+        "window_seconds": 86400,
+        "backoff_base_seconds": 300,
+        "backoff_cap_seconds": 14400,
+        "longest_owner_lockout_seconds": 14400,
+    }
+    # 5 free sends, then 60 s doubling to 15 min: 6 more in any hour, 11 in all
+    assert doc["send_limit"] == {
+        "per_hour": 11,
+        "free": 5,
+        "window_seconds": 3600,
+        "backoff_base_seconds": 60,
+        "backoff_cap_seconds": 900,
+        "longest_owner_lockout_seconds": 900,
+    }
     assert "very-secret-salt" not in repr(doc)
 
 

@@ -261,6 +261,18 @@ class SmsBreaker(Base):
     )
 
 
+class SlidingLimit(Base):
+    """A sliding log of one key's recent allowed events (``verifyd.slidinglimit``)."""
+
+    __tablename__ = "sliding_limits"
+
+    key: Mapped[str] = mapped_column(String(400), primary_key=True)
+    #: Epoch microseconds of the allowed events still in the window, oldest first.
+    events: Mapped[str] = mapped_column(Text)
+    #: Epoch seconds of the newest write, for the purge.
+    last_at: Mapped[int] = mapped_column(Integer, index=True)
+
+
 class IdempotencyKey(Base):
     """A replayable ``POST /v1/accounts`` answer, kept 24 h."""
 
@@ -301,6 +313,7 @@ __all__ = [
     "SandboxMessage",
     "SignupBlock",
     "SmsBreaker",
+    "SlidingLimit",
     "StatCount",
     "Verification",
     "table_of",

@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import select, update
 
-from verifyd import expiry, pricing, processmetrics, ratelimit
+from verifyd import expiry, pricing, processmetrics, ratelimit, slidinglimit
 from verifyd.channels.base import Channel, VerificationRef
 from verifyd.db import Database
 from verifyd.models import Account, Message, Verification, table_of, utcnow
@@ -182,6 +182,7 @@ class Dispatcher:
     def _purge(self) -> None:
         with self.db.write() as conn:
             ratelimit.purge(conn, utcnow())
+            slidinglimit.purge(conn, utcnow())
 
     def _sweep(self) -> None:
         with self.db.write() as conn:

@@ -7,7 +7,10 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from verifyd.slidinglimit import Bounds
 
 Mode = Literal["phone", "email", "either", "both", "split"]
 Identity = Literal["phone", "email"]
@@ -113,14 +116,33 @@ class Policy:
         raise ValueError(f"not an arm: {arm}")
 
     def guess_bound(self, guesses_per_day: int) -> str:
-        """The chance of guessing a code within the per-destination daily budget."""
+        """The chance of guessing a code with ``guesses_per_day`` evaluated guesses.
+
+        Args:
+            guesses_per_day: The most guesses any 24 hours allow one destination
+                (:attr:`verifyd.slidinglimit.Backoff.bound`, not the free budget alone).
+        """
         odds = max(1, 10**self.sms.code_length // max(1, guesses_per_day))
         return f"1 in {odds:,} per destination per day"
 
-    def document(self, guesses_per_day: int) -> dict[str, Any]:
-        """The public policy document (the salt stays private)."""
+    def document(self, bounds: Bounds) -> dict[str, Any]:
+        """The public policy document (the salt stays private).
+
+        Args:
+            bounds: The per-destination limits of the running settings; the document
+                states what they allow (read only: settings, not policy, change them).
+        """
         return {
             "version": self.version,
+            **self._knobs_document(),
+            "guess_bound": self.guess_bound(bounds.guesses.bound),
+            **bounds.describe(),
+            "changed_at": self.changed_at.isoformat() if self.changed_at else None,
+            "changed_by": self.changed_by,
+        }
+
+    def _knobs_document(self) -> dict[str, Any]:
+        return {
             "mode": self.mode,
             "weights": dict(self.weights) if self.weights is not None else None,
             "prefer": self.prefer,
@@ -132,9 +154,6 @@ class Policy:
                 "resend_cooldown_seconds": self.sms.resend_cooldown_seconds,
             },
             "email": {"ttl_seconds": self.email.ttl_seconds},
-            "guess_bound": self.guess_bound(guesses_per_day),
-            "changed_at": self.changed_at.isoformat() if self.changed_at else None,
-            "changed_by": self.changed_by,
         }
 
     def knobs(self) -> dict[str, Any]:
@@ -150,10 +169,7 @@ class Policy:
 
     def stored(self) -> dict[str, Any]:
         """The document as stored in ``policy_versions.document``."""
-        doc = self.document(1)
-        for key in ("version", "guess_bound", "changed_at", "changed_by"):
-            doc.pop(key)
-        return doc
+        return self._knobs_document()
 
     @classmethod
     def from_stored(

@@ -126,8 +126,8 @@ class EmailKnobsIn(Strict):
 class PolicyIn(Strict):
     """``PUT /v1/admin/policy``: replaces the policy whole; omitted knobs take the defaults.
 
-    ``version``, ``guess_bound``, ``changed_at`` and ``changed_by`` may be sent back as
-    they were read; they are ignored.
+    ``version``, ``guess_bound``, ``guess_limit``, ``send_limit``, ``changed_at`` and
+    ``changed_by`` may be sent back as they were read; they are ignored.
     """
 
     mode: Literal["phone", "email", "either", "both", "split"]
@@ -138,6 +138,8 @@ class PolicyIn(Strict):
     email: EmailKnobsIn | None = None
     version: int | None = None
     guess_bound: str | None = None
+    guess_limit: Any = None
+    send_limit: Any = None
     changed_at: Any = None
     changed_by: str | None = None
 
@@ -153,6 +155,24 @@ class EmailKnobsOut(BaseModel):
     ttl_seconds: int
 
 
+class _BackoffOut(BaseModel):
+    free: int = Field(description="Events any rolling window allows without waiting (N)")
+    window_seconds: int
+    backoff_base_seconds: int = Field(description="The first wait past the free events")
+    backoff_cap_seconds: int = Field(description="The longest wait between two events")
+    longest_owner_lockout_seconds: int = Field(
+        description="The longest the owner waits after any burst: min(cap, backoff(K+1))"
+    )
+
+
+class GuessLimitOut(_BackoffOut):
+    per_day: int = Field(description="Evaluated guesses any 24 hours allow one destination: N+K")
+
+
+class SendLimitOut(_BackoffOut):
+    per_hour: int = Field(description="Codes or links any hour allows one destination: N+K")
+
+
 class PolicyOut(BaseModel):
     version: int
     mode: str
@@ -162,6 +182,8 @@ class PolicyOut(BaseModel):
     sms: SmsKnobsOut
     email: EmailKnobsOut
     guess_bound: str
+    guess_limit: GuessLimitOut
+    send_limit: SendLimitOut
     changed_at: datetime | None
     changed_by: str
 

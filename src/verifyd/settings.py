@@ -123,9 +123,17 @@ class Settings(BaseSettings):
     sms_resend_cooldown_seconds: int = Field(default=30, ge=0, le=3600)
     email_ttl_seconds: int = Field(default=86400, ge=60, le=7 * 86400)
 
-    # Abuse limits (fixed windows, kept in the database so every worker shares them).
+    # Abuse limits, kept in the database so every worker shares them. Per destination:
+    # a rolling window, ``N`` free events, then waits doubling from a base to a cap
+    # (``verifyd.slidinglimit``); per address: fixed windows.
     guess_budget_per_day: int = Field(default=10, ge=1)
+    #: 300 s doubling to 4 h: 10 more guesses in any 24 h (20 in all), no wait over 4 h.
+    guess_backoff_base_seconds: int = Field(default=300, ge=1, le=86400)
+    guess_backoff_cap_seconds: int = Field(default=14400, ge=1, le=86400)
     sends_per_destination_per_hour: int = Field(default=5, ge=1)
+    #: 60 s doubling to 15 min: 6 more sends in any hour (11 in all), no wait over 15 min.
+    send_backoff_base_seconds: int = Field(default=60, ge=1, le=3600)
+    send_backoff_cap_seconds: int = Field(default=900, ge=1, le=3600)
     signups_per_ip_per_hour: int = Field(default=60, ge=1)
     checks_per_ip_per_minute: int = Field(default=120, ge=1)
     #: Sandbox destinations have their own, looser bucket so load tests measure the flow.

@@ -23,6 +23,8 @@ DOCUMENT_KEYS = {
     "sms",
     "email",
     "guess_bound",
+    "guess_limit",
+    "send_limit",
     "changed_at",
     "changed_by",
 }
@@ -94,9 +96,21 @@ def test_policy_document_has_the_design_shape_and_defaults(client: TestClient) -
     assert (doc["version"], doc["mode"], doc["weights"]) == (1, "phone", None)
     assert (doc["prefer"], doc["experiment"]) == ("email", None)
     assert (doc["sms"], doc["email"]) == (DEFAULT_SMS, DEFAULT_EMAIL)
-    assert doc["guess_bound"] == "1 in 1,000 per destination per day"
+    # N + K = 20 evaluated guesses in any 24 h (VERIFYD_GUESS_* defaults), 4 digits
+    assert doc["guess_bound"] == "1 in 500 per destination per day"
+    assert doc["guess_limit"]["per_day"] == 20
+    assert doc["guess_limit"]["longest_owner_lockout_seconds"] == 4 * 3600
+    assert doc["send_limit"]["per_hour"] == 11
+    assert doc["send_limit"]["longest_owner_lockout_seconds"] == 15 * 60
     assert datetime.fromisoformat(doc["changed_at"].replace("Z", "+00:00")).tzinfo is not None
     assert isinstance(doc["changed_by"], str) and doc["changed_by"]
+
+
+def test_a_document_read_can_be_put_back_read_only_fields_and_all(client: TestClient) -> None:
+    auth = admin_headers(client)
+    doc = _policy(client, auth)
+    assert {"guess_limit", "send_limit", "guess_bound"} <= set(doc)
+    assert _put(client, auth, doc) == doc, "the read-only fields are accepted and ignored"
 
 
 def test_put_replaces_the_document_whole_and_identical_puts_change_nothing(
@@ -122,14 +136,14 @@ def test_put_replaces_the_document_whole_and_identical_puts_change_nothing(
     assert (split["prefer"], split["experiment"]) == ("phone", "exp_2xk3")
     assert split["sms"] == {**DEFAULT_SMS, "code_length": 6, "ttl_seconds": 300}
     assert split["email"] == {"ttl_seconds": 3600}
-    assert split["guess_bound"] == "1 in 100,000 per destination per day"
+    assert split["guess_bound"] == "1 in 50,000 per destination per day"
     assert _policy(client, auth) == split
 
     phone = _put(client, auth, {"mode": "phone"})
     assert phone["version"] == 3
     assert (phone["mode"], phone["weights"], phone["experiment"]) == ("phone", None, None)
     assert (phone["prefer"], phone["sms"], phone["email"]) == ("email", DEFAULT_SMS, DEFAULT_EMAIL)
-    assert phone["guess_bound"] == "1 in 1,000 per destination per day"
+    assert phone["guess_bound"] == "1 in 500 per destination per day"
 
     again = _put(client, auth, {"mode": "phone"})
     assert again == phone, "an identical PUT answers the current version unchanged"

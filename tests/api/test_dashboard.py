@@ -180,6 +180,9 @@ def test_policy_change_is_previewed_then_confirmed(client: TestClient) -> None:
     assert f"Version {after.version} is in force" in shown
     assert "<code>weights</code>: – → phone 30, email 70" in shown  # the history
     assert "{&#39;" not in shown and "{&#39;" not in preview.text
+    # the guess bound and the owner's longest wait, as the policy document states them
+    assert "1 in 500 per destination per day: at most 20 guesses per number" in shown
+    assert "nobody waits more than 240 minutes" in shown
 
 
 def test_a_form_the_policy_cannot_take_is_shown_again_with_the_reason(

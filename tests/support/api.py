@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 
 from verifyd.policystore import from_request
 from verifyd.runtime import Runtime
+from verifyd.slidinglimit import Bounds
 
 
 def runtime(client: TestClient) -> Runtime:
@@ -21,7 +22,7 @@ def set_policy(client: TestClient, mode: str, **body: Any) -> dict[str, Any]:
     """Switch the policy the way the CLI does (actor ``test``); returns the document."""
     rt = runtime(client)
     policy, _ = rt.policies.change(from_request(rt.settings, {"mode": mode, **body}), "cli:test")
-    return policy.document(rt.settings.guess_budget_per_day)
+    return policy.document(Bounds.of(rt.settings))
 
 
 def admin_headers(client: TestClient, name: str = "ops") -> dict[str, str]:

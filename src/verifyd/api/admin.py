@@ -20,6 +20,7 @@ from verifyd.schemas import (
     RedriveIn,
     RedriveOut,
 )
+from verifyd.slidinglimit import Bounds
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
@@ -31,7 +32,7 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
 @router.get("/policy", response_model=PolicyOut, responses=PROBLEMS)
 def get_policy(rt: RuntimeDep, _actor: AdminActor) -> Any:
     """The active policy document."""
-    return rt.policies.current().document(rt.settings.guess_budget_per_day)
+    return rt.policies.current().document(Bounds.of(rt.settings))
 
 
 @router.put("/policy", response_model=PolicyOut, responses=PROBLEMS)
@@ -39,15 +40,15 @@ def put_policy(body: PolicyIn, rt: RuntimeDep, actor: AdminActor) -> Any:
     """Replace the policy whole. An identical document creates no new version."""
     proposed = from_request(rt.settings, body.model_dump())
     policy, _ = rt.policies.change(proposed, actor)
-    return policy.document(rt.settings.guess_budget_per_day)
+    return policy.document(Bounds.of(rt.settings))
 
 
 @router.get("/policy/history", response_model=PolicyHistoryOut, responses=PROBLEMS)
 def policy_history(rt: RuntimeDep, _actor: AdminActor) -> Any:
     """Every version, newest first, each with what it changed (old -> new)."""
-    budget = rt.settings.guess_budget_per_day
+    bounds = Bounds.of(rt.settings)
     rt.policies.current()  # a fresh database gets its first version before it has a history
-    versions = with_changes([p.document(budget) for p in rt.policies.history(limit=501)])
+    versions = with_changes([p.document(bounds) for p in rt.policies.history(limit=501)])
     return {"versions": versions[:500]}
 
 

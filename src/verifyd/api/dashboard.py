@@ -24,6 +24,7 @@ from verifyd.flows.comparison import parse_pair
 from verifyd.flows.stats import StatsQuery
 from verifyd.policy import changes, with_changes
 from verifyd.runtime import Runtime
+from verifyd.slidinglimit import Bounds
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
 
@@ -189,7 +190,7 @@ def overview(request: Request) -> Response:
     shown = next((v for v in report["versions"] if v["policy_version"] == version), None)
     values: dict[str, Any] = {
         "session": session,
-        "current": current.document(rt.settings.guess_budget_per_day),
+        "current": current.document(Bounds.of(rt.settings)),
         "versions": known,
         "version": version,
         "section": views.version_view(shown, currency) if shown and not pair else None,
@@ -204,8 +205,8 @@ def overview(request: Request) -> Response:
 
 def _documents(rt: Runtime, limit: int = 200) -> list[dict[str, Any]]:
     rt.policies.current()  # a fresh database gets its first version
-    budget = rt.settings.guess_budget_per_day
-    return [p.document(budget) for p in rt.policies.history(limit=limit)]
+    bounds = Bounds.of(rt.settings)
+    return [p.document(bounds) for p in rt.policies.history(limit=limit)]
 
 
 @router.get("/policy")
@@ -263,14 +264,14 @@ async def change_policy(request: Request) -> Response:
         return _refused("The form is too large.", 413)
     if not _same_origin(request) or not forms_match(session.csrf, form.get("csrf")):
         return _refused("The form expired; reload the page and try again.", 403)
-    current = rt.policies.current().document(rt.settings.guess_budget_per_day)
+    current = rt.policies.current().document(Bounds.of(rt.settings))
     try:
         body = policy_body(form, current)
         proposed = proposed_policy(rt.settings, body)
     except FormError as exc:
         return _policy_form(rt, session, form=form, error=exc)
     if form.get("confirm") != "yes":
-        preview = proposed.document(rt.settings.guess_budget_per_day)
+        preview = proposed.document(Bounds.of(rt.settings))
         page = pages.render(
             "confirm.html",
             session=session,

@@ -58,11 +58,12 @@ def _problems(body: dict[str, Any]) -> list[str]:
 def show(settings: Settings, _: argparse.Namespace) -> int:
     """Print the active policy document as JSON."""
     from verifyd.policystore import PolicyStore
+    from verifyd.slidinglimit import Bounds
 
     db = open_database(settings)
     try:
         store = PolicyStore(db, settings)
-        print(json.dumps(store.current().document(settings.guess_budget_per_day), indent=2))
+        print(json.dumps(store.current().document(Bounds.of(settings)), indent=2))
     finally:
         db.dispose()
     return 0
@@ -75,6 +76,7 @@ def set_policy(settings: Settings, args: argparse.Namespace) -> int:
         The exit status: 1 when the document is refused (nothing changes).
     """
     from verifyd.policystore import PolicyStore, from_request
+    from verifyd.slidinglimit import Bounds
 
     body = {
         "mode": args.mode,
@@ -100,7 +102,7 @@ def set_policy(settings: Settings, args: argparse.Namespace) -> int:
         policy, created = store.change(from_request(settings, body), actor())
     finally:
         db.dispose()
-    print(json.dumps(policy.document(settings.guess_budget_per_day), indent=2))
+    print(json.dumps(policy.document(Bounds.of(settings)), indent=2))
     print(
         f"verifyd: policy version {policy.version}"
         + (" created" if created else " unchanged (identical document)"),

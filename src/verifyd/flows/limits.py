@@ -6,7 +6,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection
 
-from verifyd import processmetrics, ratelimit
+from verifyd import processmetrics, ratelimit, slidinglimit
 from verifyd.errors import RateLimited
 from verifyd.settings import Settings
 
@@ -14,14 +14,22 @@ from verifyd.settings import Settings
 class Limits:
     """Every limit a flow counts against, keyed by name.
 
-    Sandbox destinations have buckets of their own, ``sandbox_limit_multiplier`` times
-    looser, so a load test measures the flow and not the limiter.
+    A real destination's guesses and sends go through a sliding log with backoff
+    (:mod:`verifyd.slidinglimit`): its bound holds over any window and nobody waits
+    longer than the cap. Addresses keep fixed windows.
+
+    Sandbox destinations have fixed-window buckets of their own,
+    ``sandbox_limit_multiplier`` times looser: they are not real phones, and a load
+    test should measure the flow and not the limiter.
 
     Args:
         settings: The running settings.
     """
 
     def __init__(self, settings: Settings) -> None:
+        #: The per-destination limits of real destinations (the policy view states them).
+        self.bounds = slidinglimit.Bounds.of(settings)
+        self._sliding = {b.bucket: b for b in (self.bounds.guesses, self.bounds.sends)}
         self._real = {
             lim.bucket: lim
             for lim in (
@@ -45,6 +53,7 @@ class Limits:
                 ),
             )
         }
+        # The fixed twins of the sliding limits above serve sandbox destinations only.
         mult = settings.sandbox_limit_multiplier
         self._sandbox = {
             name: ratelimit.Limit(f"sandbox_{lim.bucket}", lim.limit * mult, lim.window, lim.counts)
@@ -66,9 +75,13 @@ class Limits:
         Raises:
             RateLimited: ``code`` (``rate_limited`` unless told) with ``retry_after``.
         """
-        limit = (self._sandbox if sandbox else self._real)[name]
+        sliding = None if sandbox else self._sliding.get(name)
+        fixed = (self._sandbox if sandbox else self._real)[name]
         try:
-            ratelimit.hit(conn, limit, subject, now, code=code)
+            if sliding is not None:
+                slidinglimit.hit(conn, sliding, subject, now, code=code)
+            else:
+                ratelimit.hit(conn, fixed, subject, now, code=code)
         except RateLimited:
-            processmetrics.count_rate_limited(limit.bucket)
+            processmetrics.count_rate_limited(fixed.bucket)
             raise
