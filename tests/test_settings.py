@@ -21,7 +21,7 @@ from verifyd.app import create_app
 from verifyd.runtime import build_runtime
 from verifyd.settings import ConfigurationError, Settings
 
-GOOD_SECRET = "production-secret-" + "x" * 32
+GOOD_SECRET = "43e96b97c4dc4aa36daf16b62f24b5afcbd83835e8ce11ce65777943b3da40ac"  # rand -hex 32
 SHORT_SECRET = "y" * 31
 
 #: A production configuration ``floors.check`` accepts; each case breaks one thing.
@@ -29,6 +29,7 @@ SHORT_SECRET = "y" * 31
 PRODUCTION_OK: dict[str, Any] = {
     "env": "production",
     "secret_key": GOOD_SECRET,
+    "public_base_url": "https://verify.example",
     "sms_provider": "twilio",
     "email_provider": "smtp",
 }

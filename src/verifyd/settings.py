@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     port: int = 8000
     #: One line per request on ``verifyd.access`` (method, path without query, status, time).
     access_log: bool = True
+    #: ``/docs``, ``/redoc`` and ``/openapi.json``; on by default in development only.
+    api_docs: bool | None = None
     #: Allowed ``redirect_url`` prefixes: an origin (``https://app.example``) or origin + path.
     redirect_allowlist: CommaList = Field(default_factory=list)
 
@@ -188,6 +190,8 @@ class Settings(BaseSettings):
     def _resolve(self) -> Settings:
         if self.sandbox is None:
             self.sandbox = self.env == "development"
+        if self.api_docs is None:
+            self.api_docs = self.env == "development"
         for setting, chain in (("SMS", self.sms_provider), ("EMAIL", self.email_provider)):
             if not chain:
                 raise ValueError(f"VERIFYD_{setting}_PROVIDER names no provider")
