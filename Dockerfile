@@ -1,7 +1,8 @@
 # verifyd: the API server. Each start applies pending migrations (under a lock, so
 # replicas starting together are safe), then serves on 0.0.0.0:8000.
-# The image defaults to production mode: it refuses to start without VERIFYD_SECRET_KEY,
-# with the sandbox on, or with the console provider (see README, "Settings").
+# The image defaults to production mode: it refuses to start without a random
+# VERIFYD_SECRET_KEY and an https:// VERIFYD_PUBLIC_BASE_URL, with the sandbox on, or
+# with the console provider (see README, "Production floors").
 FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

@@ -18,7 +18,7 @@ import pytest
 from support.net import free_port, get
 from test_cli import VERIFYD, cli_env
 
-PRODUCTION_SECRET = "p" * 40
+PRODUCTION_SECRET = "167451657f21970ea8c56d05f2b04074de0ce9a9da45610b65f14c156f830e98"
 #: The start-up line of ``verifyd serve`` (not uvicorn's own "Uvicorn running on").
 BANNER = re.compile(r"^verifyd (development|production) on http://", re.MULTILINE)
 
@@ -81,7 +81,12 @@ def serving(
 
 def _production(database_url: str, **extra: str) -> dict[str, str]:
     env = cli_env(database_url)
-    env.update(VERIFYD_ENV="production", VERIFYD_SECRET_KEY=PRODUCTION_SECRET, **extra)
+    env.update(
+        VERIFYD_ENV="production",
+        VERIFYD_SECRET_KEY=PRODUCTION_SECRET,
+        VERIFYD_PUBLIC_BASE_URL="https://verify.example",
+        **extra,
+    )
     return env
 
 

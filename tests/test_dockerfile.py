@@ -34,7 +34,7 @@ from verifyd.settings import Settings
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "Dockerfile"
 BIN = Path(sys.executable).parent
-SECRET = "dockerfile-test-secret-" + "z" * 32
+SECRET = "013cce0565f37c34041968c79230875e89d16a89a8553a64bf6a681525fb44b9"  # rand -hex 32
 
 
 @dataclass(frozen=True)

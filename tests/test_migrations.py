@@ -26,7 +26,7 @@ from verifyd.db import Database, metadata
 from verifyd.settings import Settings
 
 VERIFYD = str(Path(sys.executable).with_name("verifyd"))
-SECRET = "migrations-test-secret-" + "m" * 32
+SECRET = "d2edc650ecfaad0632a8a46328c3dbc8102c27a7a714a16e70c896ac5cbaf0af"  # rand -hex 32
 
 
 @pytest.fixture
@@ -209,6 +209,7 @@ def test_serve_in_production_refuses_while_behind(
     env = {
         "VERIFYD_ENV": "production",
         "VERIFYD_SECRET_KEY": SECRET,
+        "VERIFYD_PUBLIC_BASE_URL": "https://verify.example",
         # Any non-development provider names: the migration check comes before plugins load.
         "VERIFYD_SMS_PROVIDER": "twilio",
         "VERIFYD_EMAIL_PROVIDER": "smtp",

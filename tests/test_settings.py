@@ -16,18 +16,20 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
 from support.api import latest_code, signup
+from verifyd import floors
 from verifyd.app import create_app
 from verifyd.runtime import build_runtime
 from verifyd.settings import ConfigurationError, Settings
 
-GOOD_SECRET = "production-secret-" + "x" * 32
+GOOD_SECRET = "43e96b97c4dc4aa36daf16b62f24b5afcbd83835e8ce11ce65777943b3da40ac"  # rand -hex 32
 SHORT_SECRET = "y" * 31
 
-#: A production configuration ``check_production`` accepts; each case breaks one thing.
+#: A production configuration ``floors.check`` accepts; each case breaks one thing.
 #: The provider names need not be installed: the check runs before plugins are loaded.
 PRODUCTION_OK: dict[str, Any] = {
     "env": "production",
     "secret_key": GOOD_SECRET,
+    "public_base_url": "https://verify.example",
     "sms_provider": "twilio",
     "email_provider": "smtp",
 }
@@ -46,7 +48,7 @@ REFUSALS = [
 def test_the_production_baseline_is_accepted() -> None:
     """The refusals below are about one setting each, not about production as such."""
     settings = Settings(**PRODUCTION_OK)
-    settings.check_production()
+    floors.check(settings)
     assert settings.sandbox_on is False
 
 
@@ -54,13 +56,13 @@ def test_the_production_baseline_is_accepted() -> None:
 def test_production_refuses(change: dict[str, Any], message: str) -> None:
     settings = Settings(**{**PRODUCTION_OK, **change})
     with pytest.raises(ConfigurationError, match=message):
-        settings.check_production()
+        floors.check(settings)
     with pytest.raises(ConfigurationError, match=message):
         build_runtime(settings)  # the app (create_app) and every worker build through here
 
 
 def test_development_allows_what_production_refuses() -> None:
-    Settings(env="development", sandbox=True, sms_provider="console").check_production()
+    floors.check(Settings(env="development", sandbox=True, sms_provider="console"))
 
 
 def _cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -106,11 +106,17 @@ def create_app(settings: Settings, *, registry: Registry | None = None) -> FastA
                 await provider.aclose()
             rt.db.dispose()
 
+    # Off (production's default), the documents answer 404 like any unknown path: the
+    # API's shape is no secret (openapi.yaml ships), but a public server need not serve it.
+    docs = bool(settings.api_docs)
     app = FastAPI(
         title="verifyd",
         version=__version__,
         summary="Account verification by SMS code or email link, under a policy you can compare.",
         lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
     )
     app.state.runtime = rt
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

@@ -10,6 +10,8 @@ Two kinds of figure, kept apart because they agree across workers in different w
   answers the same figures, and they survive restarts. A process keeps what it read
   for :data:`CACHE_SECONDS`, so a tight scrape loop costs the database one read per
   interval, not one per scrape.
+- **Configuration warnings** (``verifyd_config_warnings``): one series set to 1 per
+  production setting that weakens a defence (``floors.py``), fixed for the process.
 - **Process-local** figures (provider send latency, rate-limit hits) are counted in
   memory where they happen (``processmetrics.py``); with ``PROMETHEUS_MULTIPROC_DIR``
   every worker's are summed.
@@ -23,7 +25,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client.exposition import generate_latest
@@ -78,6 +80,7 @@ class Metrics:
 
     Args:
         db: The database the business figures are read from.
+        config_warnings: The ``VERIFYD_*`` settings that weaken a defence (``floors.warnings``).
         cache_seconds: How long figures read from the database are reused.
         clock: Monotonic seconds (for the cache).
     """
@@ -86,10 +89,12 @@ class Metrics:
         self,
         db: Database,
         *,
+        config_warnings: Sequence[str] = (),
         cache_seconds: float = CACHE_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._db = db
+        self._config_warnings = sorted(set(config_warnings))
         self._cache_seconds = cache_seconds
         self._clock = clock
         self._lock = threading.Lock()
@@ -99,6 +104,14 @@ class Metrics:
     def collect(self) -> Iterator[Metric]:
         """Every family: the database's (cached) first, then this process's."""
         yield from self.business()
+        warned = GaugeMetricFamily(
+            "verifyd_config_warnings",
+            "1 for each production setting that weakens a defence (logged at start).",
+            labels=["setting"],
+        )
+        for setting in self._config_warnings:
+            warned.add_metric([setting], 1)
+        yield warned
         yield from processmetrics.families()
 
     def render(self) -> bytes:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from verifyd import floors
 from verifyd.adminkeys import AdminKeys
 from verifyd.adminsessions import AdminSessions
 from verifyd.channels.base import Channel
@@ -119,7 +120,7 @@ def check_configuration(settings: Settings, registry: Registry | None = None) ->
         ConfigurationError: a setting the service cannot run with.
         RegistryError: a plugin name clash or a missing plugin.
     """
-    settings.check_production()
+    floors.check(settings)
     Prices.from_settings(settings)
     DisposableDomains(settings)
     registry = registry or Registry.from_entry_points()

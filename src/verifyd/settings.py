@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     port: int = 8000
     #: One line per request on ``verifyd.access`` (method, path without query, status, time).
     access_log: bool = True
+    #: ``/docs``, ``/redoc`` and ``/openapi.json``; on by default in development only.
+    api_docs: bool | None = None
     #: Allowed ``redirect_url`` prefixes: an origin (``https://app.example``) or origin + path.
     redirect_allowlist: CommaList = Field(default_factory=list)
 
@@ -219,6 +221,8 @@ class Settings(BaseSettings):
     def _resolve(self) -> Settings:
         if self.sandbox is None:
             self.sandbox = self.env == "development"
+        if self.api_docs is None:
+            self.api_docs = self.env == "development"
         for setting, chain in (("SMS", self.sms_provider), ("EMAIL", self.email_provider)):
             if not chain:
                 raise ValueError(f"VERIFYD_{setting}_PROVIDER names no provider")
@@ -249,32 +253,6 @@ class Settings(BaseSettings):
     def sandbox_on(self) -> bool:
         """Whether sandbox destinations and the sandbox API are live."""
         return bool(self.sandbox)
-
-    def check_production(self) -> None:
-        """Refuse configurations that must never run in production.
-
-        Raises:
-            ConfigurationError: sandbox on, the console or sandbox provider, or no
-                secret key.
-        """
-        if not self.production:
-            return
-        problems = []
-        if self.sandbox_on:
-            problems.append("VERIFYD_SANDBOX must be off")
-        chosen = {*self.sms_provider, *self.email_provider}
-        if "console" in chosen:
-            problems.append("the console provider is for development only")
-        if "sandbox" in chosen:
-            # It keeps codes in clear: for sandbox destinations, in sandbox mode, only.
-            problems.append("the sandbox provider is for sandbox destinations only")
-        key = self.secret_key.get_secret_value() if self.secret_key else ""
-        if len(key) < 32:
-            problems.append("VERIFYD_SECRET_KEY must be set (32+ characters)")
-        if self.sandbox_fixed_code:
-            problems.append("VERIFYD_SANDBOX_FIXED_CODE is sandbox-only")
-        if problems:
-            raise ConfigurationError("production mode: " + "; ".join(problems))
 
     def resolve_secret(self) -> bytes:
         """The server secret: the setting, or in development one kept beside the database.

@@ -403,6 +403,7 @@ PRODUCTION = {
     "env": "production",
     "sandbox": False,
     "secret_key": "production-secret-key-that-is-long-enough-0123",
+    "public_base_url": "https://verify.example",
     "sms_provider": ["webhook"],
     "email_provider": ["webhook"],
     "webhook_secret": SECRET,

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from verifyd import health
+from verifyd import floors, health
 from verifyd.api.deps import RuntimeDep
 from verifyd.codes import same
 from verifyd.errors import Unauthorized
@@ -63,6 +63,7 @@ async def metrics(request: Request, rt: RuntimeDep) -> Response:
     # One per app, made on the first scrape: it holds the database figures' cache.
     exporter: Metrics | None = getattr(request.app.state, "metrics", None)
     if exporter is None:
-        exporter = request.app.state.metrics = Metrics(rt.db)
+        warned = [w.setting for w in floors.warnings(rt.settings)]
+        exporter = request.app.state.metrics = Metrics(rt.db, config_warnings=warned)
     body = await run_in_threadpool(exporter.render)
     return Response(body, media_type=CONTENT_TYPE)

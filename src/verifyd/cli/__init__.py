@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from verifyd import __version__
+from verifyd import __version__, floors
 from verifyd.cli import accounts, demo, dev, keys, messages, policy, report, serve, worker
 from verifyd.errors import VerifydError
 from verifyd.registry import RegistryError
@@ -63,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if settings is None:
             return 2
         if not getattr(args, "development_only", False):
-            settings.check_production()  # a development-only command refuses production itself
+            floors.check(settings)  # a development-only command refuses production itself
         result: int = args.func(settings, args)
         return result
     except (ConfigurationError, RegistryError) as exc:

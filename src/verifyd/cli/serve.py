@@ -8,7 +8,7 @@ import socket
 import sys
 from typing import Any
 
-from verifyd import logs, migrate
+from verifyd import floors, logs, migrate
 from verifyd.db import Database
 from verifyd.settings import Settings
 
@@ -108,6 +108,7 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
         f"verifyd {settings.env} on http://{address} "
         f"(sandbox {'on' if settings.sandbox_on else 'off'}, database {db.describe()})",
     )
+    floors.announce(settings)  # once here, not once per uvicorn worker
     uvicorn.run(
         "verifyd.app:app_from_env",
         factory=True,

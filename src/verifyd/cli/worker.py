@@ -10,7 +10,7 @@ import signal
 import sys
 from typing import TYPE_CHECKING, Any
 
-from verifyd import logs, migrate
+from verifyd import floors, logs, migrate
 from verifyd.db import Database
 from verifyd.settings import Settings
 
@@ -52,6 +52,7 @@ def worker(settings: Settings, args: argparse.Namespace) -> int:
     logs.announce(
         settings, f"verifyd worker {settings.env} ({chains}; database {rt.db.describe()})"
     )
+    floors.announce(settings)
     try:
         asyncio.run(_run(rt, once=args.once))
     finally:
