@@ -1,8 +1,7 @@
-"""What the HTTP providers (``twilio``, ``webhook``) share: ``Retry-After`` and loopback hosts."""
+"""What the HTTP providers (``twilio``, ``webhook``) share: reading ``Retry-After``."""
 
 from __future__ import annotations
 
-import ipaddress
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
@@ -28,14 +27,3 @@ def retry_after(value: str | None, now: datetime | None = None) -> float | None:
         when = when.replace(tzinfo=UTC)
     seconds = (when - (now or datetime.now(UTC))).total_seconds()
     return min(max(0.0, seconds), MAX_RETRY_AFTER)
-
-
-def loopback(host: str) -> bool:
-    """Whether a URL's host is this machine (plain http:// to it is allowed in production)."""
-    host = host.rstrip(".").lower()
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

@@ -16,7 +16,7 @@ import httpx
 from verifyd import __version__
 from verifyd.destinations import mask
 from verifyd.providers.base import DeliveryError, MessageKind, OutgoingMessage, Provider
-from verifyd.providers.http import loopback, retry_after
+from verifyd.providers.http import retry_after
 from verifyd.settings import Settings
 
 log = logging.getLogger("verifyd.providers.twilio")
@@ -115,9 +115,9 @@ class TwilioProvider(Provider):
     def check_settings(cls, settings: Settings) -> list[str]:
         """Every problem of the account, the sender, the API root and the timeout at once.
 
-        In production an ``http://`` API root is refused unless its host is loopback (a
-        gateway beside verifyd): each request carries the auth token and a live code.
-        Problems never quote the URL (it may hold credentials) or the token.
+        An ``http://`` API root is allowed (internal relays are common); in production
+        ``floors.py`` warns about it, since each request carries the auth token and a live
+        code. Problems never quote the URL (it may hold credentials) or the token.
         """
         problems = []
         if not (settings.twilio_account_sid or "").strip():
@@ -129,7 +129,7 @@ class TwilioProvider(Provider):
             problems.append(
                 "set VERIFYD_TWILIO_FROM or VERIFYD_TWILIO_MESSAGING_SERVICE_SID (the sender)"
             )
-        problems += _base_url_problems(settings.twilio_base_url, production=settings.production)
+        problems += _base_url_problems(settings.twilio_base_url)
         if settings.twilio_timeout_seconds >= settings.delivery_lease_seconds:
             # A call outliving its lease lets another worker send the message again.
             problems.append(
@@ -242,7 +242,7 @@ class TwilioProvider(Provider):
             await client.aclose()
 
 
-def _base_url_problems(url: str, *, production: bool) -> list[str]:
+def _base_url_problems(url: str) -> list[str]:
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises on a port out of range
@@ -255,11 +255,6 @@ def _base_url_problems(url: str, *, production: bool) -> list[str]:
         return ["VERIFYD_TWILIO_BASE_URL has no host"]
     if parts.username is not None or parts.query or parts.fragment:
         return ["VERIFYD_TWILIO_BASE_URL must be the API root alone (no credentials or query)"]
-    if production and parts.scheme == "http" and not loopback(parts.hostname):
-        return [
-            "VERIFYD_TWILIO_BASE_URL must be https:// in production (requests carry the auth "
-            "token and live codes); http:// is allowed only to a loopback host"
-        ]
     return []
 
 

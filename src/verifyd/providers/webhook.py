@@ -20,7 +20,7 @@ from standardwebhooks import Webhook
 
 from verifyd import __version__
 from verifyd.providers.base import DeliveryError, MessageKind, OutgoingMessage, Provider
-from verifyd.providers.http import loopback, retry_after
+from verifyd.providers.http import retry_after
 
 if TYPE_CHECKING:
     from verifyd.settings import Settings
@@ -61,15 +61,16 @@ class WebhookProvider(Provider):
     def check_settings(cls, settings: Settings) -> list[str]:
         """Every problem of the URL, the secret and the timeout at once.
 
-        In production an ``http://`` URL is refused unless its host is loopback (a gateway
-        beside verifyd): the body carries live codes and links. Problems never quote the
+        An ``http://`` URL is allowed (internal relays are common); in production
+        ``floors.py`` warns about it, since the body carries live codes and links. Problems
+        never quote the
         URL (it may hold credentials) or the secret.
         """
         problems = []
         if not settings.webhook_url:
             problems.append("VERIFYD_WEBHOOK_URL is not set")
         else:
-            problems += _url_problems(settings.webhook_url, production=settings.production)
+            problems += _url_problems(settings.webhook_url)
         secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else ""
         if not secret.strip():
             problems.append("VERIFYD_WEBHOOK_SECRET is not set (whsec_ and base64)")
@@ -219,7 +220,7 @@ def _secret_key(secret: str) -> bytes | None:
     return key or None
 
 
-def _url_problems(url: str, *, production: bool) -> list[str]:
+def _url_problems(url: str) -> list[str]:
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises on a port out of range
@@ -230,11 +231,6 @@ def _url_problems(url: str, *, production: bool) -> list[str]:
         return ["VERIFYD_WEBHOOK_URL must be an http:// or https:// URL"]
     if not parts.hostname:
         return ["VERIFYD_WEBHOOK_URL has no host"]
-    if production and parts.scheme == "http" and not loopback(parts.hostname):
-        return [
-            "VERIFYD_WEBHOOK_URL must be https:// in production (the body carries live codes "
-            "and links); http:// is allowed only to a loopback host"
-        ]
     return []
 
 
