@@ -36,14 +36,23 @@ from verifyd.errors import problem
 _DISCONNECT: Message = {"type": "http.disconnect"}
 
 
-def _content_length(scope: Scope) -> int | None:
+def _framing(scope: Scope) -> tuple[int | None, bool]:
+    """The declared ``Content-Length`` (``None``: not given) and whether a body may follow.
+
+    HTTP/1.1 has a body only with a ``Content-Length`` or a ``Transfer-Encoding``; a
+    request with neither (every ``GET``) needs no guard at all.
+    """
+    length: int | None = None
+    chunked = False
     for name, value in scope["headers"]:
         if name == b"content-length":
             try:
-                return int(value)
-            except ValueError:  # the HTTP parser refuses it first; be safe anyway
-                return None
-    return None
+                length = int(value)
+            except ValueError:  # the HTTP parser refuses it first; guard it anyway
+                chunked = True
+        elif name == b"transfer-encoding":
+            chunked = True
+    return length, chunked or bool(length)
 
 
 async def _answer(send: Send, body: dict[str, object]) -> None:
@@ -111,8 +120,11 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        declared, has_body = _framing(scope)
+        if not has_body:
+            await self.app(scope, receive, send)
+            return
         cap = self.larger.get(scope["path"], self.max_bytes)
-        declared = _content_length(scope)
         if declared is not None and declared > cap:
             await _answer(send, too_large(cap))
             return
