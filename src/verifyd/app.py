@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from verifyd import __version__
 from verifyd.api import admin, dashboard, handlers, ops, public, receipts, stats
+from verifyd.api.bodylimit import BodyLimit
 from verifyd.api.requestid import install_request_ids
 from verifyd.registry import Registry
 from verifyd.runtime import Runtime, build_runtime
@@ -129,6 +130,13 @@ def create_app(settings: Settings, *, registry: Registry | None = None) -> FastA
     app.include_router(dashboard.router)
     app.include_router(receipts.router)
     app.include_router(ops.router)
+    # Inside the access log (which then logs its 413s and 408s), outside every route.
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=settings.max_body_bytes,
+        timeout=settings.body_timeout_seconds,
+        larger={stats.BULK_LABELS_PATH: stats.BULK_LABELS_MAX_BYTES},
+    )
     if settings.access_log:
         app.add_middleware(AccessLog)
     install_request_ids(app)  # outermost, outside even the 500 handler

@@ -1,4 +1,13 @@
-"""``Idempotency-Key`` for ``POST /v1/accounts``: claim, replay, or refuse."""
+"""``Idempotency-Key`` for ``POST /v1/accounts``: claim, replay, or refuse.
+
+A key belongs to the client that sent it: what is stored is a SHA-256 of the client's
+scope and the key (:func:`scoped_key`), never the key alone. Global keys let anyone who
+learnt or guessed another client's key (and body) replay that client's answer, its
+account and verification ids included; scoped, the same key from another client is
+simply another key. The scope of a public signup is the client address as the per-IP
+limits see it (``X-Forwarded-For`` only from ``VERIFYD_TRUSTED_PROXIES``); a request
+made with a credential would be scoped by the credential instead.
+"""
 
 from __future__ import annotations
 
@@ -31,6 +40,20 @@ class Replay:
     location: str | None
 
 
+def scoped_key(scope: str, key: str) -> str:
+    """The stored form of ``key`` sent by the client ``scope`` (e.g. ``ip:203.0.113.9``).
+
+    Raises:
+        InvalidRequest: ``invalid_request`` for an empty key, one over 255 characters,
+            or one with a NUL.
+    """
+    if not key or len(key) > 255 or "\x00" in key:
+        raise InvalidRequest.field(
+            "invalid_request", "Idempotency-Key", "Idempotency-Key must be 1-255 characters"
+        )
+    return hashlib.sha256(f"{scope}\x00{key}".encode()).hexdigest()
+
+
 def request_hash(body: dict[str, Any]) -> str:
     """SHA-256 of the canonical JSON of a request body."""
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -50,6 +73,10 @@ class IdempotencyStore:
     def claim(self, key: str, digest: str) -> Replay | None:
         """Claim a key for a new request, or find its earlier answer.
 
+        Args:
+            key: The stored form of the key (:func:`scoped_key`).
+            digest: The request body's :func:`request_hash`.
+
         Returns:
             ``None`` when the caller now owns the key; a ``Replay`` of the first answer.
 
@@ -57,10 +84,6 @@ class IdempotencyStore:
             InvalidRequest: ``idempotency_key_reused`` (same key, other body).
             Conflict: ``idempotency_in_progress`` (the first request is still running).
         """
-        if not key or len(key) > 255 or "\x00" in key:
-            raise InvalidRequest.field(
-                "invalid_request", "Idempotency-Key", "Idempotency-Key must be 1-255 characters"
-            )
         now = utcnow()
         c = _table.c
         with self._db.write() as conn:

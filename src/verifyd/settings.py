@@ -194,6 +194,16 @@ class Settings(BaseSettings):
     #: Trust ``X-Forwarded-For`` from these proxy addresses when keying per-IP limits.
     trusted_proxies: CommaList = Field(default_factory=list)
 
+    # Bodies and connections (verifyd.api.bodylimit, verifyd.headertimeout).
+    #: A request body over this many bytes is refused (413) before or while it is read.
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=64 * 1024 * 1024)
+    #: Seconds a connection gets, from its opening or its last answer, to send a request head.
+    header_timeout_seconds: float = Field(default=10.0, gt=0, le=3600)
+    #: Seconds a request gets, from its head, to send its whole body.
+    body_timeout_seconds: float = Field(default=10.0, gt=0, le=3600)
+    #: Seconds an idle kept-alive connection stays open (uvicorn's ``timeout_keep_alive``).
+    keep_alive_seconds: int = Field(default=5, ge=1, le=3600)
+
     @field_validator(
         "sms_provider",
         "email_provider",

@@ -15,7 +15,8 @@ from verifyd.settings import Settings
 
 PROBLEM_JSON = "application/problem+json"
 JSON = {"content-type": "application/json"}
-HUGE = "9" * 1_000_000
+#: Over every field's length limit, under the body cap (64 KiB): the field is refused.
+HUGE = "9" * 30_000
 
 #: Pure request parsing and routing: the database plays no part, so once is enough.
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -68,7 +69,7 @@ _BAD_BODIES: list[Any] = [
     ),
     ("POST", "/v1/accounts", {"content": b'{"phone": NaN}', "headers": JSON}, 422, "phone"),
     ("POST", "/v1/accounts", {"content": b'{"phone": "\xff\xfe"}', "headers": JSON}, 400, None),
-    ("POST", "/v1/accounts", {"content": b"[" * 100_000, "headers": JSON}, 400, None),
+    ("POST", "/v1/accounts", {"content": b"[" * 60_000, "headers": JSON}, 400, None),
     ("POST", "/v1/accounts", {"content": b"", "headers": JSON}, 422, "body"),
     ("POST", "/v1/accounts", {}, 422, "body"),
     ("POST", "/v1/accounts", {"json": []}, 422, "body"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -10,8 +11,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from support.api import runtime, sandbox_messages
-from verifyd.idempotency import request_hash
+from support.liveserver import LiveServer
+from verifyd.app import create_app
+from verifyd.idempotency import request_hash, scoped_key
 from verifyd.models import Account, Verification, table_of
+from verifyd.settings import Settings
 
 PHONE = "+1 202 555 0142"
 PHONE_E164 = "+12025550142"
@@ -107,7 +111,9 @@ def test_an_invalid_destination_is_not_stored(client: TestClient) -> None:
 
 def test_in_flight_key_is_409(client: TestClient) -> None:
     body = {"phone": PHONE}
-    assert runtime(client).idempotency.claim("key-5", request_hash(body)) is None
+    # Claimed by this client (the test client's address is "testclient").
+    key = scoped_key("ip:testclient", "key-5")
+    assert runtime(client).idempotency.claim(key, request_hash(body)) is None
     r = post(client, body, "key-5")
     assert_problem(r, 409, "idempotency_in_progress")
     assert count(client, Account) == 0
@@ -121,3 +127,35 @@ def test_in_flight_key_is_409(client: TestClient) -> None:
 def test_overlong_key_is_a_problem(client: TestClient) -> None:
     assert_problem(post(client, {"phone": PHONE}, "k" * 256), 422, "invalid_request")
     assert count(client, Account) == 0
+
+
+def test_a_key_belongs_to_its_client_over_http(make_settings: Callable[..., Settings]) -> None:
+    """The attack: client B sends client A's key and body to get A's ids replayed.
+
+    Over a real socket, behind a trusted proxy (``X-Forwarded-For`` names the client,
+    as for the per-IP limits).
+    """
+    settings = make_settings(trusted_proxies=["127.0.0.1"])
+    body = {"phone": PHONE, "subject": "device-1"}
+
+    def as_client(http: httpx.Client, address: str, payload: Any) -> httpx.Response:
+        headers = {"Idempotency-Key": "shared-key", "X-Forwarded-For": address}
+        return http.post("/v1/accounts", json=payload, headers=headers)
+
+    with LiveServer(create_app(settings)) as server, httpx.Client(base_url=server.base_url) as http:
+        a = as_client(http, "203.0.113.1", body)
+        assert a.status_code == 201, a.text
+        replay = as_client(http, "203.0.113.1", body)  # A's own retry: replayed
+        assert replay.headers.get("idempotent-replayed") == "true"
+        assert replay.json() == a.json()
+
+        b = as_client(http, "203.0.113.2", body)  # B, same key and body: a new signup
+        assert b.status_code == 201, b.text
+        assert "idempotent-replayed" not in b.headers
+        assert b.json()["account"]["id"] != a.json()["account"]["id"]
+        assert b.json()["verifications"][0]["id"] != a.json()["verifications"][0]["id"]
+        # Nor does B learn that A used the key with another body.
+        other = as_client(http, "203.0.113.3", {"phone": "+1 202 555 0143"})
+        assert other.status_code == 201, other.text
+        # B's own retry replays B's answer, not A's.
+        assert as_client(http, "203.0.113.2", body).json() == b.json()

@@ -9,6 +9,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+from starlette.responses import Response
 from starlette.routing import Match
 
 from verifyd.errors import (
@@ -23,13 +25,16 @@ from verifyd.errors import (
 log = logging.getLogger("verifyd.api")
 
 PROBLEM_JSON = "application/problem+json"
+#: The status logged for a request whose client left before its answer (nginx's
+#: "client closed request"); nobody receives it.
+CLIENT_CLOSED = 499
 
 _HTTP_CODES = {
     400: ("invalid_request", "Bad request"),
     401: ("unauthorized", "Unauthorized"),
     404: ("not_found", "Not found"),
     405: ("method_not_allowed", "Method not allowed"),
-    413: ("invalid_request", "Request too large"),
+    413: ("payload_too_large", "Payload too large"),
     415: ("invalid_request", "Unsupported media type"),
 }
 
@@ -85,8 +90,23 @@ def validation_errors(errors: list[dict[str, Any]] | Any) -> list[FieldError]:
     return out
 
 
+def _client_gone(request: Request) -> Response:
+    """The non-answer to a client that disconnected before its body arrived.
+
+    A client closing its connection mid-body is not a server error: one debug line,
+    no traceback, and a 499 (never sent) for the access log. ``verifyd.api.bodylimit``
+    ends a refused body the same way, so this covers that too.
+    """
+    log.debug("client disconnected before its request body arrived: %s", request.url.path)
+    return Response(status_code=CLIENT_CLOSED)
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers on an app."""
+
+    @app.exception_handler(ClientDisconnect)
+    async def _disconnect(request: Request, _: ClientDisconnect) -> Response:
+        return _client_gone(request)
 
     @app.exception_handler(VerifydError)
     async def _domain(_: Request, exc: VerifydError) -> JSONResponse:
@@ -101,7 +121,9 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if isinstance(exc.__cause__, ClientDisconnect):  # FastAPI's 400 for a body cut short
+            return _client_gone(request)
         code, title = _HTTP_CODES.get(exc.status_code, ("invalid_request", "Error"))
         detail = exc.detail if isinstance(exc.detail, str) else title
         headers = dict(exc.headers or {})

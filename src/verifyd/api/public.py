@@ -17,7 +17,7 @@ from verifyd.api.handlers import error_response, problem_response, validation_er
 from verifyd.errors import VerifydError, problem
 from verifyd.flows.approval import Approved
 from verifyd.flows.signup import SignupRequest
-from verifyd.idempotency import request_hash
+from verifyd.idempotency import request_hash, scoped_key
 from verifyd.runtime import Runtime
 from verifyd.schemas import (
     AccountDetailOut,
@@ -66,7 +66,11 @@ async def create_account(
     body: SignupIn,
     request: Request,
     idempotency_key: Annotated[
-        str | None, Header(description="Replays the first 201 for 24 h (1-255 characters)")
+        str | None,
+        Header(
+            description="Replays this client's first 201 for 24 h (1-255 characters; "
+            "a key is scoped to the client address)"
+        ),
     ] = None,
 ) -> Any:
     """Create a pending account and send what the active policy needs verified."""
@@ -85,8 +89,10 @@ async def create_account(
             media_type="application/json",
             headers={"Location": f"/v1/accounts/{result['account']['id']}"},
         )
+    # The key is the client's own: the same key from another address is another key.
+    key = scoped_key(f"ip:{req.ip}", idempotency_key)
     digest = request_hash(body.model_dump(exclude_none=True))
-    replay = await run_in_threadpool(rt.idempotency.claim, idempotency_key, digest)
+    replay = await run_in_threadpool(rt.idempotency.claim, key, digest)
     if replay is not None:
         headers = {"Idempotent-Replayed": "true"}
         if replay.location:
@@ -97,11 +103,11 @@ async def create_account(
     try:
         result = await rt.signup.create(req)
     except BaseException:
-        await run_in_threadpool(rt.idempotency.release, idempotency_key)
+        await run_in_threadpool(rt.idempotency.release, key)
         raise
     location = f"/v1/accounts/{result['account']['id']}"
     payload = SignupOut.model_validate(result).model_dump_json()
-    await run_in_threadpool(rt.idempotency.complete, idempotency_key, 201, payload, location)
+    await run_in_threadpool(rt.idempotency.complete, key, 201, payload, location)
     return Response(
         payload, status_code=201, media_type="application/json", headers={"Location": location}
     )

@@ -17,6 +17,11 @@ from verifyd.stats_schemas import BulkLabelsIn, BulkLabelsOut, LabelIn, LabelOut
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
+#: The body cap of ``POST /v1/admin/labels`` (``verifyd.api.bodylimit``): 10,000 labels
+#: with 64-character ids and 500-character reasons are about 6.2 MB of JSON.
+BULK_LABELS_PATH = "/v1/admin/labels"
+BULK_LABELS_MAX_BYTES = 8 * 1024 * 1024
+
 PROBLEMS: dict[int | str, dict[str, Any]] = {
     code: {"model": Problem, "content": {"application/problem+json": {}}}
     for code in (401, 404, 422)

@@ -87,6 +87,8 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
     """
     import uvicorn
 
+    from verifyd import headertimeout
+
     host = args.host or settings.host
     port = args.port or settings.port
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"  # IPv6 in brackets
@@ -117,6 +119,9 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
         workers=args.workers,
         access_log=False,  # verifyd.access logs without query strings
         proxy_headers=False,
+        # Slow clients: idle connections, and request heads uvicorn would wait for forever.
+        timeout_keep_alive=settings.keep_alive_seconds,
+        http=headertimeout.protocol(settings.header_timeout_seconds),
         log_level="info",
         log_config=log_config,
     )

@@ -126,12 +126,14 @@ class Signup:
                     )
                 )
             raise
-        if req.redirect_url is not None and not redirects.allowed(
-            req.redirect_url, self._settings.redirect_allowlist
-        ):
-            raise InvalidRequest.field(
-                "redirect_not_allowed", "redirect_url", "redirect_url is not on the allow-list"
-            )
+        # Matched, stored and redirected to in its normalised form (dot segments resolved).
+        redirect_url = None
+        if req.redirect_url is not None:
+            redirect_url = redirects.checked(req.redirect_url, self._settings.redirect_allowlist)
+            if redirect_url is None:
+                raise InvalidRequest.field(
+                    "redirect_not_allowed", "redirect_url", "redirect_url is not on the allow-list"
+                )
 
         now = utcnow()
         account_id = new_id("acc")
@@ -172,7 +174,7 @@ class Signup:
                     arm=arm,
                     subject_hash=subject_hash,
                     locale=req.locale,
-                    redirect_url=req.redirect_url,
+                    redirect_url=redirect_url,
                     flags=flags,
                     shadow=shadow,
                     ip=req.ip,
