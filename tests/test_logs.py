@@ -409,8 +409,8 @@ def test_a_real_server_logs_json_and_never_a_secret(tmp_path: Path) -> None:
 def test_a_real_server_in_text_mode_prints_as_before(tmp_path: Path) -> None:
     env = cli_env(f"sqlite:///{tmp_path}/verifyd.db")
     with serve(env, tmp_path) as served:
-        r = httpx.get(served.base_url + "/v1/policy?x=1", headers={"X-Request-Id": "t-1"})
-        assert r.headers["x-request-id"] == "t-1"
+        r = httpx.get(served.base_url + "/v1/policy?x=1", headers={"X-Request-Id": "req-7b3e91"})
+        assert r.headers["x-request-id"] == "req-7b3e91"
     lines = served.err().splitlines()
     assert lines[0].startswith(f"verifyd development on {served.base_url} (sandbox on")
     uvicorn = [ln for ln in lines if ln.startswith("INFO:     ")]
@@ -423,7 +423,7 @@ def test_a_real_server_in_text_mode_prints_as_before(tmp_path: Path) -> None:
         served.err(),
         re.MULTILINE,
     )
-    assert "{" not in served.err() and "t-1" not in served.err()
+    assert "{" not in served.err() and "req-7b3e91" not in served.err()
     assert TEXT_FORMAT == "%(levelname)s %(name)s: %(message)s"
 
 
