@@ -7,6 +7,8 @@ One message's life (``messages.status``)::
       |  \\--permanent failure or attempts spent--> queued on the chain's next provider
       |                                            or dead when none is left
       \\--its code expired, was approved or was superseded--> canceled (never sent)
+      \\--a shadow's (its verification's ``shadow``)--> suppressed (never sent; the
+         verification's ``delivery`` moves to ``sent`` as for a real message)
 
 Delivery is at least once. Every worker claims a message by writing a lease (a
 random token and an expiry in ``next_attempt_at``) before it calls the provider, so
@@ -36,6 +38,7 @@ from verifyd.models import Account, Message, Verification, table_of, utcnow
 from verifyd.outcomes import Outcomes
 from verifyd.providers.base import DeliveryError, Provider
 from verifyd.retry import Backoff
+from verifyd.shadows import ShadowSends
 
 log = logging.getLogger("verifyd.outbox")
 
@@ -82,6 +85,7 @@ _LOAD = (
         _v.destination,
         _v.generation.label("vgen"),
         _v.sandbox,
+        _v.shadow,
         _v.expires_at,
         _v.code_length,
         _v.status.label("vstatus"),
@@ -125,6 +129,7 @@ class Dispatcher:
         self.chains = chains
         self.backoff = backoff
         self.outcomes = Outcomes(db, chains, backoff)
+        self.shadows = ShadowSends()
         self.lease = timedelta(seconds=lease)
         self.interval = interval
         self._wake = asyncio.Event()
@@ -226,22 +231,36 @@ class Dispatcher:
         try:
             if provider is None:
                 raise DeliveryError(f"provider {row.provider!r} is not configured", retryable=False)
-            provider_id = await provider.send(message)
+            if row.shadow:
+                # Nothing goes out; the time, the statements and the verification's
+                # ``delivery`` are those of a real send (see ``shadows.py``).
+                await self.shadows.send(row.provider)
+                provider_id = None
+            else:
+                provider_id = await provider.send(message)
         except Exception as exc:  # any provider failure is retried, failed over or dead
             if provider is not None:
                 took = time.perf_counter() - started
                 processmetrics.observe_send(row.provider, row.kind, "failed", took)
             await _in_thread(self.outcomes.failed, row, lease, exc)
             return
-        processmetrics.observe_send(row.provider, row.kind, "sent", time.perf_counter() - started)
-        log.info("message %s sent via %s", message_id, row.provider)
+        took = time.perf_counter() - started
         country, parts = pricing.basis(message.kind, message.to, message.body)
+        if row.shadow:
+            # Counted apart from ``sent.…``: a shadow costs nothing and reached nobody.
+            status, counter = "suppressed", f"suppressed.{message.kind}"
+            log.debug("message %s suppressed (shadow), not sent", message_id)
+        else:
+            status, counter = "sent", f"sent.{message.kind}.{country}.{parts}"
+            self.shadows.observe(row.provider, took)
+            processmetrics.observe_send(row.provider, row.kind, "sent", took)
+            log.info("message %s sent via %s", message_id, row.provider)
         await _in_thread(
             self.outcomes.settle,
             message_id,
             lease,
             {
-                "status": "sent",
+                "status": status,
                 "sent_at": utcnow(),
                 "provider_message_id": provider_id,
                 "error_code": None,
@@ -249,7 +268,7 @@ class Dispatcher:
                 "segments": parts,
             },
             verification=(row.vid, "sent"),
-            counted=(row, f"sent.{message.kind}.{country}.{parts}"),
+            counted=(row, counter),
         )
 
     def _load(self, message_id: str) -> Any:
