@@ -129,7 +129,7 @@ class Dispatcher:
         self.chains = chains
         self.backoff = backoff
         self.outcomes = Outcomes(db, chains, backoff)
-        self.shadows = ShadowSends()
+        self.shadows = ShadowSends(db)
         self.lease = timedelta(seconds=lease)
         self.interval = interval
         self._wake = asyncio.Event()
@@ -157,6 +157,12 @@ class Dispatcher:
     async def run(self) -> None:
         """Poll until cancelled or stopped."""
         self._loop = asyncio.get_running_loop()
+        try:
+            await self._run()
+        finally:
+            self.shadows.cancel()
+
+    async def _run(self) -> None:
         while not self._stopping:
             try:
                 while not self._stopping and await self.run_once():
@@ -166,6 +172,8 @@ class Dispatcher:
                     self._next_purge = time.monotonic() + PURGE_EVERY
                 if time.monotonic() >= self._next_sweep:
                     await _in_thread(self._sweep)
+                    providers = [name for chain in self.chains.values() for name in chain]
+                    await _in_thread(self.shadows.refresh_receipts, providers)
                     self._next_sweep = time.monotonic() + SWEEP_EVERY
             except asyncio.CancelledError:
                 raise
@@ -270,6 +278,8 @@ class Dispatcher:
             verification=(row.vid, "sent"),
             counted=(row, counter),
         )
+        if row.shadow:
+            self.shadows.sent(row.provider, message_id, row.vid, row.generation)
 
     def _load(self, message_id: str) -> Any:
         with self.db.read() as conn:
