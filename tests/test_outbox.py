@@ -227,3 +227,33 @@ def test_a_shadow_is_dispatched_like_any_message_but_never_sent_or_counted_as_se
     assert live == rebuilt
     assert live[version, "phone", "suppressed.sms"] == 2
     assert live[version, "phone", "signups.shadow"] == 1
+
+
+def test_while_the_provider_fails_a_shadow_fails_and_is_retried_like_a_real_message(
+    start: Start, flaky: type[Flaky]
+) -> None:
+    """A provider outage keeps real codes ``queued``: a shadow that went ``sent`` meanwhile
+    would tell. It fails as the provider's last real try did, and recovers with it."""
+    flaky.down = False
+    client = start(delivery_backoff_base_seconds=20)
+    owned = "+44 7911 123456"
+    owner = signup(client, phone=owned)["verifications"][0]["id"]
+    wait("the owner's code", lambda: flaky.sent)
+    check(client, owner, re.findall(r"\b\d{4}\b", flaky.sent[0].body)[0])
+
+    flaky.down = True
+    (real,) = signup(client, phone="+44 7911 123457")["verifications"]
+    first = wait_row(client, real["id"], lambda row: row.attempts == 1)
+    (shadow,) = signup(client, phone=owned)["verifications"]
+    failed = wait_row(client, shadow["id"], lambda row: row.attempts == 1)
+    assert (failed.status, failed.last_error) == ("queued", first.last_error)
+    assert 0 <= seconds_until(failed.next_attempt_at) <= 20, "the same backoff"
+    assert delivery(client, shadow["id"]) == delivery(client, real["id"]) == "queued"
+
+    flaky.down = False
+    make_due(client)
+    wait("the real code", lambda: delivery(client, real["id"]) == "sent")
+    make_due(client)  # a shadow tried before the real one's success fails once more
+    wait("the shadow", lambda: delivery(client, shadow["id"]) == "sent")
+    assert message_rows(client, shadow["id"])[0].status == "suppressed"
+    assert [m.to for m in flaky.sent] == ["+447911123456", "+447911123457"]

@@ -247,8 +247,9 @@ class Dispatcher:
             else:
                 provider_id = await provider.send(message)
         except Exception as exc:  # any provider failure is retried, failed over or dead
-            if provider is not None:
+            if provider is not None and not row.shadow:
                 took = time.perf_counter() - started
+                self.shadows.observe_failure(row.provider, exc, took)
                 processmetrics.observe_send(row.provider, row.kind, "failed", took)
             await _in_thread(self.outcomes.failed, row, lease, exc)
             return

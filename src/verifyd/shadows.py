@@ -5,7 +5,10 @@ A signup for an identity an active account owns gets a *shadow* verification (se
 statements as a real one, so every read a client can make (the verification's
 ``delivery``, the account, a resend, a check) moves on the same schedule. Only the
 provider call is left out; to keep the *time* that call takes, a shadow waits for as
-long as a recent real send through the same provider took.
+long as a recent real send through the same provider took. While the provider is
+failing (its last real try ended in a retryable failure: down, timing out, throttling),
+a shadow fails the same way, after as long, so it is retried, failed over or given up
+on (``delivery: failed``) as real messages are then.
 
 Receipts come only from providers (Twilio's status callbacks), so a real message can
 later read ``delivered``. Where the provider's real messages get receipts, a shadow's
@@ -25,6 +28,7 @@ from sqlalchemy import select, update
 
 from verifyd.db import Database
 from verifyd.models import Message, Verification, table_of, utcnow
+from verifyd.providers.base import DeliveryError
 
 log = logging.getLogger("verifyd.outbox")
 
@@ -51,12 +55,26 @@ class ShadowSends:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._took: dict[str, deque[float]] = {}
+        self._failing: dict[str, tuple[DeliveryError, float]] = {}
         self._receipt_after: dict[str, list[float]] = {}
         self._pending: set[asyncio.Task[None]] = set()
 
     def observe(self, provider: str, seconds: float) -> None:
         """Remember how long a real, accepted send through ``provider`` took."""
         self._took.setdefault(provider, deque(maxlen=SAMPLES)).append(seconds)
+        self._failing.pop(provider, None)
+
+    def observe_failure(self, provider: str, exc: Exception, seconds: float) -> None:
+        """Remember a real try through ``provider`` that failed, and how long it took.
+
+        Only a retryable failure says the provider is failing; a permanent one (a number
+        it refuses) is about that destination, and shows the provider answering.
+        """
+        error = exc if isinstance(exc, DeliveryError) else DeliveryError(type(exc).__name__)
+        if error.retryable:
+            self._failing[provider] = (error, seconds)
+        else:
+            self._failing.pop(provider, None)
 
     def wait_for(self, provider: str) -> float:
         """How long the next shadow through ``provider`` waits (a recent real send's time)."""
@@ -64,10 +82,20 @@ class ShadowSends:
         return random.choice(took) if took else 0.0
 
     async def send(self, provider: str) -> None:
-        """Take the time a real send would; send nothing."""
-        delay = self.wait_for(provider)
+        """Take the time a real send would, and fail as it would now; send nothing.
+
+        Raises:
+            DeliveryError: the provider's last real try failed (retryably).
+        """
+        failing = self._failing.get(provider)
+        delay = failing[1] if failing is not None else self.wait_for(provider)
         if delay > 0:
             await asyncio.sleep(delay)
+        if failing is not None:
+            error = failing[0]
+            raise DeliveryError(
+                str(error), retryable=True, code=error.code, retry_after=error.retry_after
+            )
 
     def refresh_receipts(self, providers: Iterable[str]) -> None:
         """Sample how long real messages waited for a ``delivered`` receipt, per provider.
