@@ -9,8 +9,10 @@ The dispatcher runs as a separate worker, as ``verifyd worker`` does, so the tes
 decides when it runs and counts its statements apart from the API's.
 
 Besides the answers, the database statements each request (and the worker's handling of
-each message) executes are counted with SQLAlchemy's ``before_cursor_execute`` on the
-engines: a different count would be a different time.
+each message) executes are recorded on the engines (SQLAlchemy's ``before_cursor_execute``
+on PostgreSQL; SQLite's own trace callback there, since the hot statements bypass
+SQLAlchemy's events) and compared pair by pair, statement for statement, with their
+literals masked: a different count would be a different time.
 """
 
 from __future__ import annotations
