@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 
 import pytest
 from fastapi.testclient import TestClient
 
-from support.api import runtime, set_policy, signup
+from support.api import runtime, set_policy, signup, stats, stats_arm
 from support.outbox import (
     REAL_PHONES,
     Flaky,
@@ -22,6 +23,7 @@ from support.outbox import (
     wait,
     wait_row,
 )
+from support.rollup import live_and_rebuilt
 
 
 def test_a_real_phone_is_queued_then_printed_by_the_console_provider(
@@ -190,3 +192,68 @@ def test_nothing_is_lost_while_the_provider_is_down_even_across_a_restart(
     for vid, phone in zip(ids, REAL_PHONES, strict=True):
         assert message_row(client, vid).status == "sent"
         check(client, vid, codes[phone.replace(" ", "")] or "")
+
+
+def test_a_shadow_is_dispatched_like_any_message_but_never_sent_or_counted_as_sent(
+    start: Start, flaky: type[Flaky]
+) -> None:
+    """The shadow of an active owner's number: queued, then ``sent`` by the dispatcher,
+    with no provider call, no ``sent`` message in the stats and no cost."""
+    flaky.down = False
+    prices = json.dumps({"currency": "USD", "email": 0.001, "sms": {"default": 0.05}})
+    client = start(prices=prices, sms_resend_cooldown_seconds=0)
+    phone = "+44 7911 123456"
+    owner = signup(client, phone=phone)["verifications"][0]["id"]
+    wait("the owner's code", lambda: flaky.sent)
+    check(client, owner, re.findall(r"\b\d{4}\b", flaky.sent[0].body)[0])
+
+    shadow = signup(client, phone=phone)["verifications"][0]
+    assert shadow["delivery"] == "queued"
+    wait("the shadow's delivery", lambda: delivery(client, shadow["id"]) == "sent")
+    r = client.post(f"/v1/verifications/{shadow['id']}/resend")
+    assert r.status_code == 202 and r.json()["delivery"] == "queued", r.text
+    wait("the resend's delivery", lambda: delivery(client, shadow["id"]) == "sent")
+
+    assert len(flaky.sent) == 1, "only the owner's code went out"
+    rows = message_rows(client, shadow["id"])
+    assert [(m.status, m.provider, m.attempts) for m in rows] == [("suppressed", "flaky", 0)] * 2
+    assert all(m.sent_at is not None and m.provider_message_id is None for m in rows)
+    version = runtime(client).policies.current().version
+    phone_arm = stats_arm(stats(client), version, "phone")
+    assert phone_arm["messages"]["sent"] == 1
+    assert phone_arm["cost"]["total"] == pytest.approx(0.05)
+    with runtime(client).db.read() as conn:
+        live, rebuilt = live_and_rebuilt(conn)
+    assert live == rebuilt
+    assert live[version, "phone", "suppressed.sms"] == 2
+    assert live[version, "phone", "signups.shadow"] == 1
+
+
+def test_while_the_provider_fails_a_shadow_fails_and_is_retried_like_a_real_message(
+    start: Start, flaky: type[Flaky]
+) -> None:
+    """A provider outage keeps real codes ``queued``: a shadow that went ``sent`` meanwhile
+    would tell. It fails as the provider's last real try did, and recovers with it."""
+    flaky.down = False
+    client = start(delivery_backoff_base_seconds=20)
+    owned = "+44 7911 123456"
+    owner = signup(client, phone=owned)["verifications"][0]["id"]
+    wait("the owner's code", lambda: flaky.sent)
+    check(client, owner, re.findall(r"\b\d{4}\b", flaky.sent[0].body)[0])
+
+    flaky.down = True
+    (real,) = signup(client, phone="+44 7911 123457")["verifications"]
+    first = wait_row(client, real["id"], lambda row: row.attempts == 1)
+    (shadow,) = signup(client, phone=owned)["verifications"]
+    failed = wait_row(client, shadow["id"], lambda row: row.attempts == 1)
+    assert (failed.status, failed.last_error) == ("queued", first.last_error)
+    assert 0 <= seconds_until(failed.next_attempt_at) <= 20, "the same backoff"
+    assert delivery(client, shadow["id"]) == delivery(client, real["id"]) == "queued"
+
+    flaky.down = False
+    make_due(client)
+    wait("the real code", lambda: delivery(client, real["id"]) == "sent")
+    make_due(client)  # a shadow tried before the real one's success fails once more
+    wait("the shadow", lambda: delivery(client, shadow["id"]) == "sent")
+    assert message_rows(client, shadow["id"])[0].status == "suppressed"
+    assert [m.to for m in flaky.sent] == ["+447911123456", "+447911123457"]

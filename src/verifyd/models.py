@@ -113,9 +113,9 @@ class Message(Base):
 
     ``queued -> sent -> delivered | undelivered``, or ``queued -> dead`` when every
     provider of the chain failed, ``canceled`` when its code died before it went out,
-    ``suppressed`` for a shadow signup (nothing is ever sent). The body is rendered at
-    delivery time from the verification and its generation, so no code or token is
-    ever stored in clear.
+    ``queued -> suppressed`` for a shadow signup (the dispatcher sends nothing). The
+    body is rendered at delivery time from the verification and its generation, so no
+    code or token is ever stored in clear.
     """
 
     __tablename__ = "messages"

@@ -7,6 +7,8 @@ One message's life (``messages.status``)::
       |  \\--permanent failure or attempts spent--> queued on the chain's next provider
       |                                            or dead when none is left
       \\--its code expired, was approved or was superseded--> canceled (never sent)
+      \\--a shadow's (its verification's ``shadow``)--> suppressed (never sent; the
+         verification's ``delivery`` moves to ``sent`` as for a real message)
 
 Delivery is at least once. Every worker claims a message by writing a lease (a
 random token and an expiry in ``next_attempt_at``) before it calls the provider, so
@@ -36,6 +38,7 @@ from verifyd.models import Account, Message, Verification, table_of, utcnow
 from verifyd.outcomes import Outcomes
 from verifyd.providers.base import DeliveryError, Provider
 from verifyd.retry import Backoff
+from verifyd.shadows import ShadowSends
 
 log = logging.getLogger("verifyd.outbox")
 
@@ -82,6 +85,7 @@ _LOAD = (
         _v.destination,
         _v.generation.label("vgen"),
         _v.sandbox,
+        _v.shadow,
         _v.expires_at,
         _v.code_length,
         _v.status.label("vstatus"),
@@ -125,6 +129,7 @@ class Dispatcher:
         self.chains = chains
         self.backoff = backoff
         self.outcomes = Outcomes(db, chains, backoff)
+        self.shadows = ShadowSends(db)
         self.lease = timedelta(seconds=lease)
         self.interval = interval
         self._wake = asyncio.Event()
@@ -152,6 +157,12 @@ class Dispatcher:
     async def run(self) -> None:
         """Poll until cancelled or stopped."""
         self._loop = asyncio.get_running_loop()
+        try:
+            await self._run()
+        finally:
+            self.shadows.cancel()
+
+    async def _run(self) -> None:
         while not self._stopping:
             try:
                 while not self._stopping and await self.run_once():
@@ -161,6 +172,8 @@ class Dispatcher:
                     self._next_purge = time.monotonic() + PURGE_EVERY
                 if time.monotonic() >= self._next_sweep:
                     await _in_thread(self._sweep)
+                    providers = [name for chain in self.chains.values() for name in chain]
+                    await _in_thread(self.shadows.refresh_receipts, providers)
                     self._next_sweep = time.monotonic() + SWEEP_EVERY
             except asyncio.CancelledError:
                 raise
@@ -227,22 +240,37 @@ class Dispatcher:
         try:
             if provider is None:
                 raise DeliveryError(f"provider {row.provider!r} is not configured", retryable=False)
-            provider_id = await provider.send(message)
+            if row.shadow:
+                # Nothing goes out; the time, the statements and the verification's
+                # ``delivery`` are those of a real send (see ``shadows.py``).
+                await self.shadows.send(row.provider)
+                provider_id = None
+            else:
+                provider_id = await provider.send(message)
         except Exception as exc:  # any provider failure is retried, failed over or dead
-            if provider is not None:
+            if provider is not None and not row.shadow:
                 took = time.perf_counter() - started
+                self.shadows.observe_failure(row.provider, exc, took)
                 processmetrics.observe_send(row.provider, row.kind, "failed", took)
             await _in_thread(self.outcomes.failed, row, lease, exc)
             return
-        processmetrics.observe_send(row.provider, row.kind, "sent", time.perf_counter() - started)
-        log.info("message %s sent via %s", message_id, row.provider)
+        took = time.perf_counter() - started
         country, parts = pricing.basis(message.kind, message.to, message.body)
+        if row.shadow:
+            # Counted apart from ``sent.…``: a shadow costs nothing and reached nobody.
+            status, counter = "suppressed", f"suppressed.{message.kind}"
+            log.debug("message %s suppressed (shadow), not sent", message_id)
+        else:
+            status, counter = "sent", f"sent.{message.kind}.{country}.{parts}"
+            self.shadows.observe(row.provider, took)
+            processmetrics.observe_send(row.provider, row.kind, "sent", took)
+            log.info("message %s sent via %s", message_id, row.provider)
         await _in_thread(
             self.outcomes.settle,
             message_id,
             lease,
             {
-                "status": "sent",
+                "status": status,
                 "sent_at": utcnow(),
                 "provider_message_id": provider_id,
                 "error_code": None,
@@ -250,8 +278,10 @@ class Dispatcher:
                 "segments": parts,
             },
             verification=(row.vid, "sent"),
-            counted=(row, f"sent.{message.kind}.{country}.{parts}"),
+            counted=(row, counter),
         )
+        if row.shadow:
+            self.shadows.sent(row.provider, message_id, row.vid, row.generation)
 
     def _load(self, message_id: str) -> Any:
         with self.db.read() as conn:

@@ -115,13 +115,25 @@ def compute(conn: Connection) -> rollup.Counts:
             add(v, arm, f"sent.{kind}.{country}.1", at, 1 + r.resends)
     messages = (
         select(
-            _m.kind, _m.status, _m.country, _m.segments, _v.policy_version, _v.arm, _v.created_at
+            _m.kind,
+            _m.status,
+            _m.country,
+            _m.segments,
+            _m.sent_at,
+            _v.policy_version,
+            _v.arm,
+            _v.created_at,
         )
         .join_from(table_of(Message), table_of(Verification), _v.id == _m.verification_id)
-        .where(_m.status.in_(("sent", "delivered", "undelivered", "dead")))
+        .where(_m.status.in_(("sent", "delivered", "undelivered", "dead", "suppressed")))
     )
     for m in _rows(conn, messages):
         v, arm, at = m.policy_version, m.arm, m.created_at
+        if m.status == "suppressed":
+            # Only the dispatcher's shadows (a sandbox shadow is never dispatched).
+            if m.sent_at is not None:
+                add(v, arm, f"suppressed.{m.kind}", at)
+            continue
         if m.status != "dead":
             country = m.country or pricing.NO_COUNTRY
             add(v, arm, f"sent.{m.kind}.{country}.{m.segments or 1}", at)

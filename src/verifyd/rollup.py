@@ -18,7 +18,8 @@ Counter names (``<ch>`` a channel such as ``sms``, ``<kind>`` a message kind):
   ``canceled.<ch>``, ``expired.<ch>``, ``resends.<ch>``, ``checks.<ch>.incorrect``,
   ``checks.<ch>.approved``, ``checks_to_approve.<ch>`` (every check of the approved
   ones), ``link_views``, ``link_views.confirmed``;
-- per message: ``sent.<kind>.<country>.<segments>``, ``delivered.<kind>``, ``failed.<kind>``.
+- per message: ``sent.<kind>.<country>.<segments>``, ``delivered.<kind>``, ``failed.<kind>``,
+  ``suppressed.<kind>`` (a shadow's message the dispatcher handled without sending it).
 """
 
 from __future__ import annotations
@@ -127,17 +128,19 @@ def merge(into: Counts, more: Counts) -> None:
 
 
 def write(conn: Connection, counts: Counts) -> None:
-    """Write increments, in key order (so concurrent writers lock rows in one order)."""
+    """Write increments, in key order (so concurrent writers lock rows in one order).
+
+    A zero is written too: a flow adds a counter with ``n=0`` where it must run the same
+    statements whichever way it went (a shadow signup, see ``flows/signup.py``).
+    """
     if not counts:
         return
     upsert = _upsert(conn.dialect.name)
     shard = random.randrange(SHARDS) if conn.dialect.name == "postgresql" else 0
     for (version, arm, name, hour), n in sorted(counts.items()):
-        if n:
-            upsert.execute(
-                conn,
-                {"v": version, "arm": arm, "name": name, "hour": hour, "shard": shard, "n": n},
-            )
+        upsert.execute(
+            conn, {"v": version, "arm": arm, "name": name, "hour": hour, "shard": shard, "n": n}
+        )
 
 
 def read(

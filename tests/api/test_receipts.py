@@ -371,3 +371,30 @@ def test_a_legacy_sms_status_callback_is_understood(start: Start, twilio: Twilio
     r = client.post(PATH, data=params, headers=_signed(client, params))
     assert r.status_code == 204, r.text
     assert delivery(client, vid) == "delivered"
+
+
+def test_a_shadow_reads_delivered_after_as_long_as_a_real_receipt_took(
+    start: Start, twilio: TwilioGateway
+) -> None:
+    """With receipts, a real code moves on to ``delivered``: so does a shadow's, after a
+    delay taken from the provider's real receipts, with nothing sent and nothing counted."""
+    client, owner, message = begin(start, twilio)
+    time.sleep(0.3)  # the receipt takes a while, as a carrier's does
+    assert post_callback(client, twilio, message, "delivered").status_code == 204
+    r = client.post(f"/v1/verifications/{owner}/check", json={"code": code_in(message.body)})
+    assert r.status_code == 200 and r.json()["account"]["status"] == "active", r.text
+    dispatcher = runtime(client).dispatcher
+    dispatcher.shadows.refresh_receipts(["twilio"])  # what its sweep does once a minute
+    real = dispatcher.shadows.receipt_after("twilio")
+    assert real is not None and real >= 0.3
+
+    (shadow,) = signup(client, phone=PHONE)["verifications"]
+    assert shadow["delivery"] == "queued"
+    wait("the shadow's send", lambda: delivery(client, shadow["id"]) != "queued")
+    assert delivery(client, shadow["id"]) == "sent"
+    sent_at = time.monotonic()
+    wait("the shadow's receipt", lambda: delivery(client, shadow["id"]) == "delivered")
+    assert time.monotonic() - sent_at >= 0.25
+    (row,) = rows(client, shadow["id"])
+    assert row.status == "suppressed" and row.delivered_at is not None
+    assert len(twilio.sent) == 1, "nothing went to the owner's phone but their own code"

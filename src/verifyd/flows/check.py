@@ -180,7 +180,7 @@ class Codes:
                     "secret_hash": secret_hash,
                     "expires_at": ref.expires_at,
                     "resend_available_at": now + timedelta(seconds=terms.resend_cooldown_seconds),
-                    "delivery": "sent" if immediate or row.shadow else "queued",
+                    "delivery": "sent" if immediate else "queued",
                 },
             )
             cohort = (row.policy_version, row.arm, row.created_at)

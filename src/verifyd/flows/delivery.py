@@ -69,8 +69,11 @@ class Delivery:
             version, arm, created = cohort
             rollup.add(conn, version, arm, f"sent.{message.kind}.{country}.{parts}", created)
             return "sent"
-        # Nothing is sent for an identity an active account owns (``suppressed``); the
-        # row keeps the statement count, and so the timing, of a real signup.
+        # A shadow (an identity an active account owns) is queued like any message: the
+        # dispatcher recognises it by its verification and moves it to ``sent`` on the
+        # same schedule, without a provider (see ``outbox.py``). Only a shadow for a
+        # transactional provider (the sandbox) is written ``suppressed`` here: its real
+        # twin is delivered in this transaction and never queued.
         sql.INSERT_MESSAGE.execute(
             conn,
             dict(
@@ -80,7 +83,7 @@ class Delivery:
                 kind=channel.message_kind,
                 provider=provider.name,
                 to=ref.destination,
-                status="suppressed" if shadow else "queued",
+                status="suppressed" if shadow and provider.transactional else "queued",
                 attempts=0,
                 next_attempt_at=now,
                 created_at=now,

@@ -251,11 +251,14 @@ class Signup:
         rollup.add(conn, version, arm, "signups", now)
         if subject_hash is not None:
             rollup.add(conn, version, arm, "signups.exposed", now)
-        if shadow:
-            rollup.add(conn, version, arm, "signups.shadow", now)
-        if flags:
-            rollup.add(conn, version, arm, "suspect", now)
-            for flag in flags:
+        # What tells a taken identity apart is counted for every signup, zero where it
+        # does not apply: one upsert per counter, so a shadow runs a new one's statements.
+        taken = "identity_taken" in flags
+        rollup.add(conn, version, arm, "signups.shadow", now, int(shadow))
+        rollup.add(conn, version, arm, "suspect", now, int(bool(flags)))
+        rollup.add(conn, version, arm, "suspect.identity_taken", now, int(taken))
+        for flag in flags:
+            if flag != "identity_taken":
                 rollup.add(conn, version, arm, f"suspect.{flag}", now)
 
     @staticmethod
@@ -292,8 +295,9 @@ class Signup:
         )
         # A shadow verification stores the hash of a secret nobody knows.
         secret_hash = channel.hash(ref.id, secrets.token_hex(32)) if shadow else channel.issue(ref)
-        # A shadow verification reads as delivered, as a real one does moments later.
-        immediate = shadow or self._delivery.immediate(channel, dest.sandbox)
+        # A shadow verification moves through ``delivery`` as a real one does: queued
+        # until the dispatcher handles its message (without sending it).
+        immediate = self._delivery.immediate(channel, dest.sandbox)
         values = {
             "id": ref.id,
             "account_id": account_id,

@@ -108,7 +108,12 @@ class Stats:
 
 
 def _by_prefix(counts: dict[str, int], prefix: str) -> dict[str, int]:
-    return {name[len(prefix) :]: n for name, n in sorted(counts.items()) if name.startswith(prefix)}
+    # Zeros left out: a signup counts some signals with zero (see ``flows/signup.py``).
+    return {
+        name[len(prefix) :]: n
+        for name, n in sorted(counts.items())
+        if name.startswith(prefix) and n
+    }
 
 
 def _rate(x: int, n: int) -> dict[str, Any]:
