@@ -2,29 +2,28 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection
 
-from verifyd import aliases, redirects, rollup, views
+from verifyd import aliases, redirects, rollup
 from verifyd import statements as sql
-from verifyd.channels.base import Channel, VerificationRef
+from verifyd.channels.base import Channel
 from verifyd.codes import Secrets, new_id
 from verifyd.db import Database
 from verifyd.destinations import Destination, Destinations, mask
 from verifyd.errors import FieldError, InvalidRequest
 from verifyd.flows.delivery import Delivery
 from verifyd.flows.exposure import Exposures
+from verifyd.flows.issuing import Issue, issue
 from verifyd.flows.limits import Limits
 from verifyd.flows.plan import Planner
 from verifyd.flows.pumping import Held, Pumping
 from verifyd.flows.signals import Signals
 from verifyd.models import utcnow
-from verifyd.policy import Policy
 from verifyd.policystore import PolicyStore
 from verifyd.settings import Settings
 
@@ -183,8 +182,13 @@ class Signup:
                 ),
             )
             return [
-                self._issue(
-                    conn, policy, arm, identity, dests[identity], account_id, shadow, req, now
+                issue(
+                    conn,
+                    self._by_identity[identity],
+                    self._delivery,
+                    Issue(policy, arm, identity, account_id, shadow, req.locale),
+                    dests[identity],
+                    now,
                 )
                 for identity in plan.verify_now
             ]
@@ -269,60 +273,3 @@ class Signup:
             for kind, d in dests.items()
             if sql.TAKEN.first(conn, {"kind": kind, "value": d.value}) is not None
         }
-
-    def _issue(
-        self,
-        conn: Connection,
-        policy: Policy,
-        arm: str,
-        identity: str,
-        dest: Destination,
-        account_id: str,
-        shadow: bool,
-        req: SignupRequest,
-        now: datetime,
-    ) -> dict[str, Any]:
-        channel = self._by_identity[identity]
-        terms = channel.terms(policy)
-        ref = VerificationRef(
-            id=new_id("ver"),
-            destination=dest.value,
-            generation=0,
-            sandbox=dest.sandbox,
-            expires_at=now + timedelta(seconds=terms.ttl_seconds),
-            code_length=terms.code_length,
-            locale=req.locale,
-        )
-        # A shadow verification stores the hash of a secret nobody knows.
-        secret_hash = channel.hash(ref.id, secrets.token_hex(32)) if shadow else channel.issue(ref)
-        # A shadow verification moves through ``delivery`` as a real one does: queued
-        # until the dispatcher handles its message (without sending it).
-        immediate = self._delivery.immediate(channel, dest.sandbox)
-        values = {
-            "id": ref.id,
-            "account_id": account_id,
-            "channel": channel.name,
-            "identity": identity,
-            "destination": dest.value,
-            "sandbox": dest.sandbox,
-            "shadow": shadow,
-            "status": "pending",
-            "secret_hash": secret_hash,
-            "generation": 0,
-            "attempts": 0,
-            "max_checks": terms.max_checks,
-            "code_length": terms.code_length,
-            "resends": 0,
-            "delivery": "sent" if immediate else "queued",
-            "policy_version": policy.version,
-            "arm": arm,
-            "expires_at": ref.expires_at,
-            "resend_available_at": now + timedelta(seconds=terms.resend_cooldown_seconds),
-            "created_at": now,
-        }
-        sql.INSERT_VERIFICATION.execute(conn, values)
-        rollup.add(conn, policy.version, arm, f"verifications.{channel.name}", now)
-        values["delivery"] = self._delivery.hand_off(
-            conn, channel, ref, shadow, now, (policy.version, arm, now)
-        )
-        return views.verification(views.Values(values), now)
