@@ -28,6 +28,8 @@ WHAT_GOES = {
     "admin_sessions": "dashboard sessions",
     "audit_events": "audit events",
     "rate_counters": "rate limit windows",
+    "sliding_limits": "guess and send logs",
+    "sms_breakers": "SMS breakers",
     "idempotency_keys": "idempotency keys",
     "exposures": "exposures",
     "signup_blocks": "refused signups",
