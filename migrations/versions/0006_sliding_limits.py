@@ -26,9 +26,7 @@ def upgrade() -> None:
         sa.Column("last_at", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("key", name=op.f("pk_sliding_limits")),
     )
-    op.create_index(
-        op.f("ix_sliding_limits_last_at"), "sliding_limits", ["last_at"], unique=False
-    )
+    op.create_index(op.f("ix_sliding_limits_last_at"), "sliding_limits", ["last_at"], unique=False)
 
 
 def downgrade() -> None:
