@@ -9,17 +9,9 @@ from fastapi import APIRouter, Path, Query, Response
 from verifyd.api.deps import AdminActor, RuntimeDep
 from verifyd.errors import InvalidRequest
 from verifyd.policy import with_changes
+from verifyd.policy_schemas import PolicyHistoryOut, PolicyIn, PolicyOut
 from verifyd.policystore import from_request
-from verifyd.schemas import (
-    BreakersOut,
-    MessagesOut,
-    PolicyHistoryOut,
-    PolicyIn,
-    PolicyOut,
-    Problem,
-    RedriveIn,
-    RedriveOut,
-)
+from verifyd.schemas import BreakersOut, MessagesOut, Problem, RedriveIn, RedriveOut
 from verifyd.slidinglimit import Bounds
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])

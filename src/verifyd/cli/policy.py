@@ -38,7 +38,7 @@ def _problems(body: dict[str, Any]) -> list[str]:
     """What is wrong with a ``policy set`` document: the bounds the admin API enforces."""
     from pydantic import ValidationError
 
-    from verifyd.schemas import PolicyIn
+    from verifyd.policy_schemas import PolicyIn
 
     problems = []
     if body["mode"] != "split":

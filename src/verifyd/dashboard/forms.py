@@ -10,8 +10,8 @@ from pydantic import ValidationError
 
 from verifyd.errors import InvalidRequest
 from verifyd.policy import Policy
+from verifyd.policy_schemas import PolicyIn
 from verifyd.policystore import from_request
-from verifyd.schemas import PolicyIn
 from verifyd.settings import Settings
 
 #: The modes the form offers, in the order it shows them.
