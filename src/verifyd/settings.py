@@ -55,6 +55,19 @@ class Settings(BaseSettings):
 
     env: Literal["development", "production"] = "development"
     database_url: str = "sqlite:///var/verifyd.db"
+    # The database's connections (verifyd.db); sizing advice in README → Operations.
+    #: Pooled connections per process (PostgreSQL; on SQLite, the readers beside the writer).
+    db_pool_size: int = Field(default=10, ge=1, le=1000)
+    #: Connections a PostgreSQL pool may open past ``db_pool_size`` under a burst.
+    db_pool_overflow: int = Field(default=10, ge=0, le=1000)
+    #: How long a request waits for a pooled connection before it is answered 503.
+    db_pool_timeout_seconds: float = Field(default=5.0, gt=0, le=600)
+    #: How long opening a PostgreSQL connection may take.
+    db_connect_timeout_seconds: float = Field(default=5.0, gt=0, le=600)
+    #: PostgreSQL's ``statement_timeout`` for verifyd's sessions; 0 turns it off.
+    db_statement_timeout_ms: int = Field(default=5000, ge=0, le=3_600_000)
+    #: On SIGTERM: how long in-flight requests and deliveries may take to finish.
+    shutdown_grace_seconds: float = Field(default=20.0, gt=0, le=3600)
     secret_key: SecretStr | None = None
     #: Sandbox destinations and ``/v1/sandbox``; on by default in development only.
     sandbox: bool | None = None
