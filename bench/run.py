@@ -1,7 +1,8 @@
 """Measure verifyd against the floor, in one run: ``make bench`` or
 
     .venv/bin/python bench/run.py [--database sqlite|postgresql] [--duration 15]
-        [--warmup 3] [--concurrency 16,64] [--seed 1000000] [--stats-calls 10] [--json FILE]
+        [--warmup 3] [--concurrency 16,64] [--seed 1000000] [--stats-calls 10]
+        [--workers 1] [--json FILE]
 
 What it measures. The servers run on one core (``taskset -c`` the first CPU this
 process may use), wrk on another, each wrk thread driving one connection
@@ -42,7 +43,10 @@ signup and check still counts against them (the same writes), but a fast server 
 not throttled (bench/environment.py). ``--database postgresql`` runs the verifyd cells
 on the test suite's throwaway PostgreSQL server (tests/support/postgres.py), unpinned:
 the database shares the two cores with server and wrk; it is made durable (fsync,
-synchronous commit) before anything is measured.
+synchronous commit) before anything is measured. ``--workers N`` (N > 1) runs
+``verifyd serve --workers N`` on every CPU this process may use, wrk's included: the
+setting of a replica with several workers, at the price of the pinning (its ratios
+then compare a several-core server with one-core references).
 
 How to read it. Per cell: req/s (every answer wrk counted), flows/s (completed
 signup -> check pairs per second), exact p50/p95/p99 of the signup step, the check step
@@ -92,11 +96,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--concurrency", default="16,64", help="comma-separated connections")
     p.add_argument("--seed", type=int, default=1_000_000, help="accounts (0: no seeded cells)")
     p.add_argument("--stats-calls", type=int, default=10, help="measured stats calls (0: none)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="verifyd serve's uvicorn workers (>1: the verifyd cells run on every CPU)",
+    )
     p.add_argument("--json", type=Path, help="also write everything measured here")
     args = p.parse_args(argv)
     args.concurrency = [int(c) for c in args.concurrency.split(",") if c.strip()]
     if not args.concurrency or any(not 1 <= c < seed.MAX_THREADS for c in args.concurrency):
         p.error(f"--concurrency: each between 1 and {seed.MAX_THREADS - 1}")
+    if args.workers < 1:
+        p.error("--workers must be >= 1")
     if args.duration < 1 or min(args.warmup, args.seed, args.stats_calls) < 0:
         p.error("--duration must be >= 1 s, --warmup, --seed and --stats-calls >= 0")
     return args
@@ -111,6 +123,11 @@ class Bench:
         if len(cpus) < 2:
             raise HarnessError("needs 2 CPUs: one for the server, one for wrk")
         self.server_cpu, self.wrk_cpu = cpus[0], cpus[1]
+        # Several workers on one core would only take turns: they get every CPU
+        # (wrk's included), and the verifyd cells are then unpinned in effect.
+        self.verifyd_cpus: int | str = (
+            self.server_cpu if args.workers == 1 else ",".join(str(c) for c in cpus)
+        )
         self.runs = count()  # every wrk run: its samples directory
         self.flow_runs = count()  # flow runs only: their phone numbers (seed.flow_prefix)
         self.cells: list[report.Cell] = []
@@ -174,8 +191,9 @@ class Bench:
         env = environment.verifyd(url, port)
         verifyd = Path(sys.executable).parent / "verifyd"
         probe = ("GET", "/readyz")
-        argv = [str(verifyd), "serve"]
-        with Server(name, argv, cpu=self.server_cpu, env=env, cwd=cwd, port=port, probe=probe) as s:
+        argv = [str(verifyd), "serve", "--workers", str(self.args.workers)]
+        cpu = self.verifyd_cpus
+        with Server(name, argv, cpu=cpu, env=env, cwd=cwd, port=port, probe=probe) as s:
             self.cell(name, s, "", "flow", c, db)
             if stats_calls:
                 key = stats.admin_key(verifyd, env, cwd)
@@ -264,6 +282,11 @@ def main(argv: list[str] | None = None) -> int:
         f"runs: {warmup}{args.duration} s measured; servers on CPU {bench.server_cpu}, wrk on "
         f"CPU {bench.wrk_cpu}, one connection per wrk thread; verifyd's access log off"
     )
+    if args.workers > 1:
+        bench.notes.append(
+            f"verifyd: {args.workers} uvicorn workers on CPUs {bench.verifyd_cpus} (sharing "
+            "wrk's): its ratios compare a multi-core server with one-core references"
+        )
     print("\n".join(bench.notes) + "\n")
     more = stats.lines(bench.stats) if bench.stats else None
     stats_targets = stats.targets(bench.stats) if bench.stats else []

@@ -73,14 +73,17 @@ def _probe(url: str, method: str) -> bool:
 
 
 class Server:
-    """One server process pinned with taskset; a context manager that always stops it."""
+    """One server process pinned with taskset; a context manager that always stops it.
+
+    ``cpu`` is one CPU or a taskset list (``"0,1"``): several uvicorn workers share it.
+    """
 
     def __init__(
         self,
         name: str,
         argv: list[str],
         *,
-        cpu: int,
+        cpu: int | str,
         env: dict[str, str],
         cwd: Path,
         port: int,

@@ -475,7 +475,9 @@ def test_run_reads_its_options() -> None:
     defaults = run.parse_args([])
     assert (defaults.duration, defaults.warmup, defaults.seed) == (15, 3, 1_000_000)
     assert defaults.stats_calls == 10 and run.parse_args(["--stats-calls", "0"]).stats_calls == 0
+    assert defaults.workers == 1 and run.parse_args(["--workers", "2"]).workers == 2
     for bad in (
+        ["--workers", "0"],
         ["--concurrency", "0"],
         ["--concurrency", ""],
         ["--duration", "0"],
