@@ -13,6 +13,7 @@ commands with their settings against a throwaway PostgreSQL.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import re
 import signal
@@ -219,7 +220,7 @@ def command_problems(argv: list[str]) -> list[str]:
     if argv[:1] != ["verifyd"]:
         return [f"not the verifyd console script: {argv}"]
     try:
-        with contextlib.redirect_stderr(None):  # type: ignore[type-var]
+        with contextlib.redirect_stderr(io.StringIO()):
             cli.parser().parse_args(argv[1:])
     except SystemExit:
         return [f"verifyd's CLI refuses {argv[1:]}"]
@@ -240,7 +241,7 @@ def probe_problems(c: Container, paths: set[str]) -> list[str]:
         if port not in c.ports and port != c.flag("--port"):
             problems.append(f"{c.source} {kind}: port {port} is no port of the container")
     if c.command == "serve":
-        if [p for p in c.ports.values()] and set(c.ports.values()) != {int(c.flag("--port") or 0)}:
+        if c.ports and set(c.ports.values()) != {int(c.flag("--port") or 0)}:
             problems.append(f"{c.source}: ports {c.ports} but --port {c.flag('--port')}")
         if c.flag("--host") != "0.0.0.0":
             problems.append(f"{c.source}: --host {c.flag('--host')} is unreachable from outside")
