@@ -46,9 +46,26 @@ def current(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
+@cache
+def known() -> frozenset[str]:
+    """Every revision of this release's migration scripts (read once per process)."""
+    return frozenset(
+        s.revision for s in ScriptDirectory.from_config(alembic_config()).walk_revisions()
+    )
+
+
 def is_current(engine: Engine) -> bool:
-    """Whether the database is at the newest revision."""
-    return current(engine) == head()
+    """Whether this code can serve the database: at the newest revision, or past it.
+
+    Past it means a revision these scripts do not know: the next release's
+    ``verifyd migrate`` ran while this release's replicas still serve, as a rolling
+    deploy does (migrate first, then roll). Migrations are expand-only within a
+    release (new tables, nullable or defaulted columns, nothing dropped or renamed:
+    ``tests/test_upgrades.py`` checks it), so this code keeps working on that schema,
+    and its replicas stay ready and can restart until the roll replaces them.
+    """
+    revision = current(engine)
+    return revision == head() or (revision is not None and revision not in known())
 
 
 def upgrade(db: Database) -> None:
