@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import math
 import socket
 import sys
 from typing import Any
@@ -122,6 +123,8 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
         # Slow clients: idle connections, and request heads uvicorn would wait for forever.
         timeout_keep_alive=settings.keep_alive_seconds,
         http=headertimeout.protocol(settings.header_timeout_seconds),
+        # SIGTERM: stop listening, close idle connections, let requests in flight finish.
+        timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_seconds),
         log_level="info",
         log_config=log_config,
     )
