@@ -232,9 +232,15 @@ class Dispatcher:
                 return []
         due = _due(now).limit(BATCH).with_for_update(skip_locked=True)
         with self.db.write() as conn:
+            # Two statements: as ``UPDATE … WHERE id IN (SELECT … LIMIT)`` PostgreSQL
+            # may run the subquery again while it updates, each run finding rows the
+            # last one had just leased away, and one claim took every due message.
+            ids = list(conn.execute(due).scalars())
+            if not ids:
+                return []
             claimed = conn.execute(
                 update(_messages)
-                .where(_m.id.in_(due.scalar_subquery()), _m.status == "queued")
+                .where(_m.id.in_(ids), _m.status == "queued", _m.next_attempt_at <= now)
                 .values(lease=lease, next_attempt_at=now + self.lease)
                 .returning(_m.id)
             )
