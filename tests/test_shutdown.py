@@ -140,7 +140,7 @@ def test_sigterm_under_load_answers_every_request_in_flight_and_refuses_new_ones
         time.sleep(0.5)
         with pytest.raises(ConnectionRefusedError):  # no longer listening: not a 5xx
             socket.create_connection(("127.0.0.1", port), timeout=5).close()
-        slow.sendall(rest)  # a second after the signal, still answered in full
+        slow.sendall(rest)  # half a second after the signal, still answered in full
         answer = _read_answer(slow)
         slow.close()
         returncode = server.proc.wait(timeout=GRACE)
@@ -173,6 +173,27 @@ def test_sigterm_under_load_answers_every_request_in_flight_and_refuses_new_ones
         engine.dispose()
     answered = [*load.created, slow_account]
     assert [a for a in answered if a not in stored] == []
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_request_slower_than_the_grace_does_not_hold_the_server(
+    database_url: str, tmp_path: Path
+) -> None:
+    env = cli_env(database_url)
+    env.update(VERIFYD_SHUTDOWN_GRACE_SECONDS="1", VERIFYD_BODY_TIMEOUT_SECONDS="60")
+    with serving(env, tmp_path) as server:
+        port = int(server.base_url.rsplit(":", 1)[1])
+        stuck, _ = _slow_signup(port, "+990000999998")  # the rest of its body never comes
+        time.sleep(0.3)
+        signalled = time.monotonic()
+        os.kill(server.proc.pid, signal.SIGTERM)
+        returncode = server.proc.wait(timeout=30)
+        stopped_after = time.monotonic() - signalled
+        stuck.close()
+        output = server.output()
+    assert returncode == 0, output[-3000:]
+    assert stopped_after < 5, f"stopped after {stopped_after:.1f} s, the grace is 1 s"
+    assert "timeout graceful shutdown exceeded" in output
 
 
 @pytest.mark.postgres
