@@ -23,8 +23,6 @@ from verifyd.runtime import Runtime, build_runtime
 from verifyd.settings import Settings
 
 access_log = logging.getLogger("verifyd.access")
-#: Seconds a stopping server gives the deliveries in flight before abandoning them.
-SHUTDOWN_GRACE = 10.0
 
 
 class AccessLog:
@@ -96,9 +94,12 @@ def create_app(settings: Settings, *, registry: Registry | None = None) -> FastA
             yield
         finally:
             if task is not None:
-                # Let the sends in flight record their outcome (see Dispatcher.stop).
+                # Let the sends in flight record their outcome, hand back the rest
+                # (see Dispatcher.stop); past the grace, abandon what is mid-call.
                 rt.dispatcher.stop()
-                finished, _pending = await asyncio.wait([task], timeout=SHUTDOWN_GRACE)
+                finished, _pending = await asyncio.wait(
+                    [task], timeout=settings.shutdown_grace_seconds
+                )
                 if not finished:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):

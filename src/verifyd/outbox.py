@@ -17,6 +17,13 @@ another worker has locked (``FOR UPDATE SKIP LOCKED``). The one gap: a provider
 accepts the message and the process dies before it records that; the lease then
 expires and the message goes out again, with the same message id, which the providers
 that take an idempotency key receive as one (``webhook-id``, ``Message-ID``).
+
+Stopping (``Dispatcher.stop``, on SIGTERM) hands back at once every claimed message
+whose provider call has not begun: its lease is cleared and it is due now, so another
+worker sends it without waiting for the lease to lapse. Calls in flight finish and
+record their outcome. A call the stopping process abandons (cancelled past its grace)
+keeps its lease: the provider may have accepted the message, so it goes out again once
+the lease lapses, the one case of the gap above that a shutdown can cause.
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ from verifyd.outcomes import Outcomes
 from verifyd.providers.base import DeliveryError, Provider
 from verifyd.retry import Backoff
 from verifyd.shadows import ShadowSends
+from verifyd.turns import Turns
 
 log = logging.getLogger("verifyd.outbox")
 
@@ -110,6 +118,7 @@ class Dispatcher:
         backoff: When a failed try is repeated, and how many tries a provider gets.
         lease: How long a claim holds a message (longer than any provider call).
         interval: Seconds between polls when nobody wakes it.
+        concurrency: Provider calls in flight at once; a claimed message waits its turn.
     """
 
     def __init__(
@@ -122,6 +131,7 @@ class Dispatcher:
         *,
         lease: float = 60.0,
         interval: float = 0.5,
+        concurrency: int = BATCH,
     ) -> None:
         self.db = db
         self.channels = channels
@@ -137,6 +147,9 @@ class Dispatcher:
         self._next_purge = 0.0
         self._next_sweep = 0.0
         self._stopping = False
+        self._turns = Turns(concurrency)
+        #: Claimed messages given back unsent since ``stop``.
+        self.handed_back = 0
 
     def wake(self) -> None:
         """Ask for a poll now (callable from any thread)."""
@@ -145,13 +158,18 @@ class Dispatcher:
             loop.call_soon_threadsafe(self._wake.set)
 
     def stop(self) -> None:
-        """Finish the batch in flight, then return from ``run`` (callable from any thread).
+        """Finish the sends in flight, hand back the rest, return from ``run`` (any thread).
 
-        A cancelled ``run`` abandons its sends mid-call: a provider may have accepted a
-        message whose outcome is never recorded, and it goes out again once the lease
-        lapses. Stopping this way records every outcome first.
+        A claimed message whose provider call has not begun goes back to the queue at
+        once (lease cleared, due now, attempts unchanged), so another worker sends it
+        without waiting for the lease to lapse. A call already in flight finishes and
+        records its outcome. A ``run`` cancelled after this (past the caller's grace)
+        abandons what is still mid-call with its lease held: the provider may have
+        accepted those messages, so they go out again once the lease lapses: at least
+        once, for exactly those.
         """
         self._stopping = True
+        self._turns.stop(self._loop)
         self.wake()
 
     async def run(self) -> None:
@@ -161,6 +179,11 @@ class Dispatcher:
             await self._run()
         finally:
             self.shadows.cancel()
+            if self._stopping:
+                log.info(
+                    "outbox stopped: %d claimed message(s) handed back unsent",
+                    self.handed_back,
+                )
 
     async def _run(self) -> None:
         while not self._stopping:
@@ -209,9 +232,15 @@ class Dispatcher:
                 return []
         due = _due(now).limit(BATCH).with_for_update(skip_locked=True)
         with self.db.write() as conn:
+            # Two statements: as ``UPDATE … WHERE id IN (SELECT … LIMIT)`` PostgreSQL
+            # may run the subquery again while it updates, each run finding rows the
+            # last one had just leased away, and one claim took every due message.
+            ids = list(conn.execute(due).scalars())
+            if not ids:
+                return []
             claimed = conn.execute(
                 update(_messages)
-                .where(_m.id.in_(due.scalar_subquery()), _m.status == "queued")
+                .where(_m.id.in_(ids), _m.status == "queued", _m.next_attempt_at <= now)
                 .values(lease=lease, next_attempt_at=now + self.lease)
                 .returning(_m.id)
             )
@@ -236,6 +265,9 @@ class Dispatcher:
         )
         message = channel.render(ref, row.id, row.created_at)
         provider = self.providers.get(row.provider)
+        if not await self._turns.take():
+            await _in_thread(self._hand_back, message_id, lease)
+            return
         started = time.perf_counter()
         try:
             if provider is None:
@@ -248,12 +280,17 @@ class Dispatcher:
             else:
                 provider_id = await provider.send(message)
         except Exception as exc:  # any provider failure is retried, failed over or dead
+            self._turns.release()
             if provider is not None and not row.shadow:
                 took = time.perf_counter() - started
                 self.shadows.observe_failure(row.provider, exc, took)
                 processmetrics.observe_send(row.provider, row.kind, "failed", took)
             await _in_thread(self.outcomes.failed, row, lease, exc)
             return
+        except BaseException:  # cancelled mid-call: the lease is kept (see ``stop``)
+            self._turns.release()
+            raise
+        self._turns.release()
         took = time.perf_counter() - started
         country, parts = pricing.basis(message.kind, message.to, message.body)
         if row.shadow:
@@ -282,6 +319,16 @@ class Dispatcher:
         )
         if row.shadow:
             self.shadows.sent(row.provider, message_id, row.vid, row.generation)
+
+    def _hand_back(self, message_id: str, lease: str) -> None:
+        """Give a claimed, unsent message back to the queue, due now (see ``stop``)."""
+        with self.db.write() as conn:
+            given = conn.execute(
+                update(_messages)
+                .where(_m.id == message_id, _m.lease == lease, _m.status == "queued")
+                .values(lease=None, next_attempt_at=utcnow())
+            ).rowcount
+        self.handed_back += given
 
     def _load(self, message_id: str) -> Any:
         with self.db.read() as conn:

@@ -165,6 +165,7 @@ def build_runtime(settings: Settings, registry: Registry | None = None) -> Runti
         backoff=Backoff.from_settings(settings),
         lease=settings.delivery_lease_seconds,
         interval=settings.dispatch_interval_seconds,
+        concurrency=settings.delivery_concurrency,
     )
     limits = Limits(settings)
     delivery = Delivery(settings, providers)

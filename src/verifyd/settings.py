@@ -99,6 +99,8 @@ class Settings(BaseSettings):
     delivery_backoff_cap_seconds: float = Field(default=300.0, gt=0)
     #: How long a worker holds a claimed message; longer than any provider call.
     delivery_lease_seconds: float = Field(default=60.0, gt=0)
+    #: Provider calls one process has in flight at once; the rest of a claim waits its turn.
+    delivery_concurrency: int = Field(default=20, ge=1, le=1000)
 
     #: The name messages and pages sign with.
     app_name: str = "verifyd"

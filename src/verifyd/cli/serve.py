@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import errno
+import math
+import signal
 import socket
 import sys
+from types import FrameType
 from typing import Any
 
 from verifyd import floors, logs, migrate
@@ -75,6 +78,10 @@ def _problems(settings: Settings, db: Database, host: str, port: int, address: s
     return problems
 
 
+def _stopped(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
+
+
 def serve(settings: Settings, args: argparse.Namespace) -> int:
     """Run the HTTP API under uvicorn, once everything it needs has been checked.
 
@@ -82,8 +89,12 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
     first, and every problem found is reported; only then does development apply
     its migrations, the start-up line get printed and uvicorn start.
 
+    On SIGTERM uvicorn stops listening, closes idle connections, lets the requests
+    in flight finish (for at most ``VERIFYD_SHUTDOWN_GRACE_SECONDS``, then cancels
+    them), then stops the in-process dispatcher (see ``app.create_app``).
+
     Returns:
-        The exit status: 2 when anything would stop the server.
+        The exit status: 2 when anything would stop the server, 0 after a SIGTERM.
     """
     import uvicorn
 
@@ -111,6 +122,9 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
         f"(sandbox {'on' if settings.sandbox_on else 'off'}, database {db.describe()})",
     )
     floors.announce(settings)  # once here, not once per uvicorn worker
+    # uvicorn re-raises the signal that stopped it once it has shut down; a SIGTERM
+    # then ends the process with status 0, since a graceful stop is no failure.
+    signal.signal(signal.SIGTERM, _stopped)
     uvicorn.run(
         "verifyd.app:app_from_env",
         factory=True,
@@ -122,6 +136,8 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
         # Slow clients: idle connections, and request heads uvicorn would wait for forever.
         timeout_keep_alive=settings.keep_alive_seconds,
         http=headertimeout.protocol(settings.header_timeout_seconds),
+        # SIGTERM: stop listening, close idle connections, let requests in flight finish.
+        timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_seconds),
         log_level="info",
         log_config=log_config,
     )

@@ -72,12 +72,15 @@ async def _run(rt: Runtime, *, once: bool) -> None:
             loop.add_signal_handler(signum, stop.set)
         task = asyncio.create_task(rt.dispatcher.run(), name="verifyd-outbox")
         await stop.wait()
-        log.info("stopping: finishing the deliveries in flight")
+        grace = rt.settings.shutdown_grace_seconds
+        log.info("stopping: finishing the deliveries in flight (at most %g s)", grace)
         rt.dispatcher.stop()
-        # A provider call is bounded by its timeout and the claim by its lease: past
-        # that, give up (the lease lapses and another worker sends what was left).
-        done, _ = await asyncio.wait([task], timeout=rt.settings.delivery_lease_seconds)
+        # Unsent claims are handed back at once; the calls in flight get the grace.
+        # Past it, give up: those keep their lease, and once it lapses another worker
+        # sends them again (the provider may have taken them: at least once).
+        done, _ = await asyncio.wait([task], timeout=grace)
         if not done:
+            log.warning("grace of %g s spent: abandoning the deliveries still in flight", grace)
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -97,7 +100,8 @@ def add_parsers(sub: Any) -> None:
             "Run any number of workers against one PostgreSQL database; each message is "
             "claimed under a lease, so none is delivered twice by two workers. Set "
             "VERIFYD_DISPATCHER=off on the API servers when workers deliver. Stops on "
-            "SIGTERM or SIGINT after the deliveries in flight."
+            "SIGTERM or SIGINT: claimed messages not yet sent are handed back at once, the "
+            "deliveries in flight get VERIFYD_SHUTDOWN_GRACE_SECONDS to finish."
         ),
     )
     p.add_argument(
