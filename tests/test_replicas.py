@@ -207,6 +207,12 @@ def test_a_policy_changed_through_a_is_in_force_on_b_within_5_s(cluster: Cluster
         assert signup.json()["account"]["policy_version"] == version
         history = b.http.get("/v1/admin/policy/history", headers=cluster.admin).json()
         assert "key:operator" in json.dumps(history)
+        # One subject shown the form by both replicas, twice each, is one exposure.
+        for api in (a, b, a, b):
+            assert api.http.get("/v1/policy", params={"subject": "device-1"}).status_code == 200
+        stats = a.http.get("/v1/admin/stats", headers=cluster.admin).json()
+        [arms] = [v["arms"] for v in stats["versions"] if v["policy_version"] == version]
+        assert sum(arm["exposures"] for arm in arms) == 1, arms
     finally:  # the other tests sign up phones under the first policy's terms
         restore = {"mode": "phone", "prefer": before["prefer"]}
         r = a.http.put("/v1/admin/policy", headers=cluster.admin, json=restore)
@@ -374,7 +380,7 @@ def test_a_breaker_tripped_through_a_holds_the_prefix_on_b_within_a_second(
     _problem(r, 429, "rate_limited")
     print(f"breaker tripped on A held on B after {took:.2f} s; lift on B seen by A after "
           f"{time.monotonic() - lifted:.2f} s")  # fmt: skip
-    assert took < 1.5
+    assert took < 2, "B re-reads the breakers once a second"  # 1 s, and a loaded machine
 
 
 def test_the_one_worker_delivers_what_both_apis_queued_each_once(cluster: Cluster) -> None:
