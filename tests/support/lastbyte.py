@@ -168,12 +168,32 @@ def fire_synchronised(
         ValueError: If a request is shorter than two bytes or a response is malformed.
         TimeoutError: If the deadline passes.
     """
+    return fire_synchronised_at([(host, port, req) for req in requests], timeout=timeout)
+
+
+def fire_synchronised_at(
+    targets: list[tuple[str, int, bytes]], *, timeout: float = 30.0
+) -> list[RawResponse]:
+    """:func:`fire_synchronised` with an address per request: one burst over several servers.
+
+    Args:
+        targets: ``(host, port, raw request)`` for each request.
+        timeout: Overall deadline in seconds for connecting, sending and reading.
+
+    Returns:
+        The parsed responses, in the same order as ``targets``.
+
+    Raises:
+        ValueError: If a request is shorter than two bytes or a response is malformed.
+        TimeoutError: If the deadline passes.
+    """
+    requests = [req for _, _, req in targets]
     if any(len(req) < 2 for req in requests):
         raise ValueError("each request must be at least two bytes long")
     deadline = time.monotonic() + timeout
     socks: list[socket.socket] = []
     try:
-        for _ in requests:
+        for host, port, _ in targets:
             sock = socket.create_connection(
                 (host, port), timeout=max(deadline - time.monotonic(), 0.1)
             )

@@ -156,8 +156,6 @@ class Codes:
                 )
             self._limits.hit(conn, "send_destination", row.destination, row.sandbox, now)
             channel = self._channels[row.channel]
-            kind, dest, arm = channel.message_kind, row.destination, (row.policy_version, row.arm)
-            self._pumping.admit(conn, kind, dest, row.sandbox, now, arm)
             terms = channel.terms(policy)
             ref = VerificationRef(
                 id=row.id,
@@ -186,6 +184,9 @@ class Codes:
             cohort = (row.policy_version, row.arm, row.created_at)
             delivery = self._delivery.hand_off(conn, channel, ref, row.shadow, now, cohort)
             rollup.add(conn, row.policy_version, row.arm, f"resends.{row.channel}", row.created_at)
+            # Last: the budgets' hot rows (country, global) stay locked only until the commit.
+            kind, dest, arm = channel.message_kind, row.destination, (row.policy_version, row.arm)
+            self._pumping.admit(conn, kind, dest, row.sandbox, now, arm)
             view = views.verification(fresh, now)
             view["delivery"] = delivery
             return view, delivery

@@ -3,8 +3,11 @@
 An attacker who makes verifyd text numbers they are paid for (premium ranges, or a
 carrier sharing the termination fee) needs many sends to numbers nobody verifies, and
 addresses are cheap: the per-address limits do not bound the bill. Every SMS to a real
-(non-sandbox) number passes :meth:`Pumping.admit` first, in the transaction that would
-queue it, before any outbox row exists:
+(non-sandbox) number passes :meth:`Pumping.admit` in the transaction that queues it, as its
+last statements: a refusal rolls the outbox row back with the rest, and the country's and
+the day's budget rows, which every send of every replica updates, stay locked only from
+there to the commit (charged first, they held every replica's sends for the whole
+transaction on PostgreSQL, at about half the throughput: README, Operations, Scale):
 
 1. a *breaker* holding its prefix or country refuses it: 403 ``sms_destination_suspended``;
 2. three *budgets* count it (fixed windows in the database, shared by every replica):
@@ -152,9 +155,11 @@ class Pumping:
         now: datetime,
         cohort: tuple[int, str] | None = None,
     ) -> None:
-        """Charge one send to the budgets, in the transaction that will queue it.
+        """Charge one send to the budgets, last in the transaction that queues it.
 
-        Only SMS to real numbers are charged; anything else passes untouched.
+        Only SMS to real numbers are charged; anything else passes untouched. Called
+        last, so the hot budget rows (the country's, the day's) are locked only until
+        the commit.
 
         Args:
             conn: The sending transaction.

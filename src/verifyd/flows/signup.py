@@ -151,9 +151,6 @@ class Signup:
                 # Committed, not raised: the refusal is recorded, then answered.
                 self._signals.refuse(conn, version, arm, refused, req.ip, dests.values(), now)
                 return refused
-            for identity in plan.verify_now:  # before `taken`: a shadow is charged alike
-                d, kind = dests[identity], self._by_identity[identity].message_kind
-                self._pumping.admit(conn, kind, d.value, d.sandbox, now, (version, arm))
             taken = self._taken(conn, dests)
             shadow = bool(taken & set(plan.verify_now))
             flags = [*signals, "identity_taken"] if taken else signals
@@ -181,7 +178,7 @@ class Signup:
                     created_at=now,
                 ),
             )
-            return [
+            issued = [
                 issue(
                     conn,
                     self._by_identity[identity],
@@ -192,6 +189,12 @@ class Signup:
                 )
                 for identity in plan.verify_now
             ]
+            # Last, so the send budgets' country and global rows, which every SMS of every
+            # replica updates, stay locked only until the commit. A shadow is charged alike.
+            for identity in plan.verify_now:
+                d, kind = dests[identity], self._by_identity[identity].message_kind
+                self._pumping.admit(conn, kind, d.value, d.sandbox, now, (version, arm))
+            return issued
 
         try:
             issued = await self._db.transact(work)
