@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -21,7 +23,8 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 
 from support.api import signup
-from verifyd import outages
+from support.postgres import PostgresServer
+from verifyd import migrate, outages
 from verifyd.api import handlers
 from verifyd.db import Database
 from verifyd.settings import Settings
@@ -176,6 +179,17 @@ def test_settings_reach_the_postgresql_pool(
             assert conn.execute(text("SELECT 1")).scalar_one() == 1
     finally:
         db.dispose()
+    # The URL's own session options are kept beside the timeout.
+    own = Database(
+        settings.database_url + "?options=-c%20search_path%3Dpg_catalog",
+        statement_timeout_ms=250,
+    )
+    try:
+        with own.read() as conn:
+            assert conn.execute(text("SHOW statement_timeout")).scalar_one() == "250ms"
+            assert conn.execute(text("SHOW search_path")).scalar_one() == "pg_catalog"
+    finally:
+        own.dispose()
     quiet = Database.from_settings(settings, statement_timeout=False)
     try:
         with quiet.read() as conn:
@@ -217,3 +231,22 @@ def test_poll_backoff_doubles_to_a_cap() -> None:
     assert outages.backoff(0.05, 1) == 0.1
     assert outages.backoff(0.05, 3) == 0.4
     assert outages.backoff(0.05, 10_000) == outages.MAX_POLL_PAUSE
+
+
+@pytest.mark.postgres
+def test_migrations_are_not_cut_by_the_statement_timeout(pg_server: PostgresServer) -> None:
+    """Another replica's migration holds the lock longer than a request may take."""
+    name = f"m_{uuid.uuid4().hex[:12]}"
+    url = pg_server.create_database(name)
+    db = Database(url, statement_timeout_ms=200)
+    try:
+        with psycopg.connect(pg_server.dsn(name)) as other:
+            other.execute("SELECT pg_advisory_xact_lock(%s)", (migrate.LOCK_ID,))
+            releaser = threading.Timer(0.8, other.commit)
+            releaser.start()
+            migrate.upgrade(db)  # waited 0.8 s for the lock, past the 200 ms timeout
+            releaser.join()
+        assert migrate.is_current(db.writer)
+    finally:
+        db.dispose()
+        pg_server.drop_database(name)
