@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio.to_thread
 from sqlalchemy import Connection, MetaData, create_engine, event
@@ -14,6 +15,9 @@ from sqlalchemy.pool import StaticPool
 
 from verifyd import rollup
 from verifyd.groupcommit import GroupCommit
+
+if TYPE_CHECKING:
+    from verifyd.settings import Settings
 
 T = TypeVar("T")
 
@@ -49,19 +53,55 @@ def _begin_immediate(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def _postgres_connect_args(
+    options: str | tuple[str, ...] | None, connect_timeout: float | None, statement_timeout_ms: int
+) -> dict[str, Any]:
+    """psycopg's connection arguments for the timeouts (the URL's own ``options`` kept)."""
+    args: dict[str, Any] = {}
+    if connect_timeout is not None:
+        # libpq takes whole seconds (and treats 1 as 2); round up, never to 0 (= forever).
+        args["connect_timeout"] = max(1, math.ceil(connect_timeout))
+    if statement_timeout_ms > 0:
+        given = [options] if isinstance(options, str) else list(options or ())
+        args["options"] = " ".join([*given, f"-c statement_timeout={statement_timeout_ms}"])
+    return args
+
+
 class Database:
     """The engines of one database URL.
 
     SQLite gets a single writer connection (concurrent writers through a pool collide
     on its write lock and sleep) and a small pool of readers (WAL lets them run beside
-    the writer). PostgreSQL uses one pool for both.
+    the writer). PostgreSQL uses one pool for both, pinged before each checkout so a
+    server that restarted costs one reconnect, not one failed request per dead
+    connection.
+
+    Every limit has a default, so ``Database(url)`` works as it is; the processes
+    build theirs with :meth:`from_settings`.
 
     Args:
         url: A SQLAlchemy URL (``sqlite:///path`` or ``postgresql+psycopg://…``).
         pool_size: Connections for PostgreSQL and for SQLite readers.
+        pool_overflow: Connections PostgreSQL's pool may open past ``pool_size``
+            (by default as many again).
+        pool_timeout: Seconds a caller waits for a pooled connection before
+            ``sqlalchemy.exc.TimeoutError`` (answered 503, see ``verifyd.outages``).
+        connect_timeout: Seconds opening a PostgreSQL connection may take (libpq's
+            ``connect_timeout``, whole seconds); None waits as long as the OS does.
+        statement_timeout_ms: PostgreSQL's ``statement_timeout`` for every session of
+            the pool; 0 leaves the server's own (usually off).
     """
 
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 10,
+        pool_overflow: int | None = None,
+        pool_timeout: float = 30.0,
+        connect_timeout: float | None = None,
+        statement_timeout_ms: int = 0,
+    ) -> None:
         self.url = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         if self.is_sqlite:
@@ -89,16 +129,42 @@ class Database:
                     self.url,
                     pool_size=pool_size,
                     max_overflow=0,
+                    pool_timeout=pool_timeout,
                     connect_args={"check_same_thread": False},
                 )
                 event.listen(self.reader, "connect", _sqlite_pragmas)
         else:
             self.writer = create_engine(
-                self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+                self.url,
+                pool_size=pool_size,
+                max_overflow=pool_size if pool_overflow is None else pool_overflow,
+                pool_timeout=pool_timeout,
+                pool_pre_ping=True,
+                connect_args=_postgres_connect_args(
+                    self.url.query.get("options"), connect_timeout, statement_timeout_ms
+                ),
             )
             self.reader = self.writer
         #: SQLite's writes from the request path go through one writer thread.
         self.group_commit = GroupCommit(self.writer) if self.is_sqlite else None
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, statement_timeout: bool = True) -> Database:
+        """The database of these settings, with their pool and timeouts.
+
+        Args:
+            settings: ``VERIFYD_DATABASE_URL`` and the ``VERIFYD_DB_*`` limits.
+            statement_timeout: False for operators' one-off commands (reports over a
+                large database may rightly run longer than a request may).
+        """
+        return cls(
+            settings.database_url,
+            pool_size=settings.db_pool_size,
+            pool_overflow=settings.db_pool_overflow,
+            pool_timeout=settings.db_pool_timeout_seconds,
+            connect_timeout=settings.db_connect_timeout_seconds,
+            statement_timeout_ms=settings.db_statement_timeout_ms if statement_timeout else 0,
+        )
 
     async def transact(self, work: Callable[[Connection], T]) -> T:
         """Run ``work(conn)`` in a read-write transaction; return once it is durable.

@@ -11,7 +11,8 @@ The tree::
     ├── Forbidden                 403 sms_destination_suspended
     ├── Conflict                  409 verification_closed, idempotency_in_progress
     ├── Gone                      410 code_expired
-    └── RateLimited               429 rate_limited, too_many_attempts (+ Retry-After)
+    ├── RateLimited               429 rate_limited, too_many_attempts (+ Retry-After)
+    └── Unavailable               503 database_unavailable, migrations_behind (+ Retry-After)
 
 The flows raise these; they never import HTTP. ``verifyd.api`` renders them.
 """
@@ -101,6 +102,19 @@ class RateLimited(VerifydError):
 
     def __init__(self, code: str, detail: str, *, retry_after: int) -> None:
         super().__init__(code, detail, extra={"retry_after": max(1, retry_after)})
+        self.retry_after = max(1, retry_after)
+
+
+class Unavailable(VerifydError):
+    """The service cannot answer now, through no fault of the request; retry later."""
+
+    status = 503
+    title = "Service unavailable"
+
+    def __init__(
+        self, code: str, detail: str, *, retry_after: int, extra: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(code, detail, extra={**(extra or {}), "retry_after": max(1, retry_after)})
         self.retry_after = max(1, retry_after)
 
 

@@ -72,11 +72,14 @@ def upgrade(db: Database) -> None:
     """Apply every pending migration. Concurrent runs are safe.
 
     On PostgreSQL an advisory lock serialises runs; on SQLite the writer's
-    ``BEGIN IMMEDIATE`` does.
+    ``BEGIN IMMEDIATE`` does. ``VERIFYD_DB_STATEMENT_TIMEOUT_MS`` bounds requests, not
+    this: waiting for another replica's migration, or building an index on a large
+    table, may take longer, so the transaction lifts it.
     """
     config = alembic_config(db.url.render_as_string(hide_password=False))
     with db.writer.begin() as conn:
         if not db.is_sqlite:
+            conn.execute(text("SET LOCAL statement_timeout = 0"))
             conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": LOCK_ID})
         config.attributes["connection"] = conn
         command.upgrade(config, "head")

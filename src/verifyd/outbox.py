@@ -16,7 +16,8 @@ two workers never hold one message at once; on PostgreSQL the claim also skips r
 another worker has locked (``FOR UPDATE SKIP LOCKED``). The one gap: a provider
 accepts the message and the process dies before it records that; the lease then
 expires and the message goes out again, with the same message id, which the providers
-that take an idempotency key receive as one (``webhook-id``, ``Message-ID``).
+that take an idempotency key receive as one (``webhook-id``, ``Message-ID``). A database
+outage between the send and its record is waited out for one lease (``outages``).
 
 Stopping (``Dispatcher.stop``, on SIGTERM) hands back at once every claimed message
 whose provider call has not begun: its lease is cleared and it is due now, so another
@@ -38,7 +39,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import select, update
 
-from verifyd import expiry, pricing, processmetrics, ratelimit, slidinglimit
+from verifyd import expiry, outages, pricing, processmetrics, ratelimit, slidinglimit
 from verifyd.channels.base import Channel, VerificationRef
 from verifyd.db import Database
 from verifyd.models import Account, Message, Verification, table_of, utcnow
@@ -186,6 +187,7 @@ class Dispatcher:
                 )
 
     async def _run(self) -> None:
+        failures = 0  # polls in a row that found the database unavailable
         while not self._stopping:
             try:
                 while not self._stopping and await self.run_once():
@@ -200,10 +202,22 @@ class Dispatcher:
                     self._next_sweep = time.monotonic() + SWEEP_EVERY
             except asyncio.CancelledError:
                 raise
-            except Exception:  # keep delivering whatever one poll hit
-                log.exception("outbox poll failed")
+            except Exception as exc:  # keep delivering whatever one poll hit
+                if not outages.is_unavailable(exc):
+                    log.exception("outbox poll failed")
+                else:
+                    # An outage: one line per poll, no traceback, polls further apart.
+                    failures += 1
+                    log.warning(
+                        "outbox poll failed, database unavailable (%d in a row): %s",
+                        failures,
+                        outages.describe(exc),
+                    )
+            else:
+                failures = 0
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self.interval)
+                pause = outages.backoff(self.interval, failures)
+                await asyncio.wait_for(self._wake.wait(), timeout=pause)
             except TimeoutError:
                 pass
             self._wake.clear()
@@ -302,20 +316,26 @@ class Dispatcher:
             self.shadows.observe(row.provider, took)
             processmetrics.observe_send(row.provider, row.kind, "sent", took)
             log.info("message %s sent via %s", message_id, row.provider)
-        await _in_thread(
-            self.outcomes.settle,
-            message_id,
-            lease,
-            {
-                "status": status,
-                "sent_at": utcnow(),
-                "provider_message_id": provider_id,
-                "error_code": None,
-                "country": country,
-                "segments": parts,
-            },
-            verification=(row.vid, "sent"),
-            counted=(row, counter),
+        values = {
+            "status": status,
+            "sent_at": utcnow(),
+            "provider_message_id": provider_id,
+            "error_code": None,
+            "country": country,
+            "segments": parts,
+        }
+        # Sent but not yet recorded: wait out a database outage rather than send it twice.
+        await outages.patiently(
+            lambda: _in_thread(
+                self.outcomes.settle,
+                message_id,
+                lease,
+                values,
+                verification=(row.vid, "sent"),
+                counted=(row, counter),
+            ),
+            within=self.lease.total_seconds(),
+            what=f"message {message_id}",
         )
         if row.shadow:
             self.shadows.sent(row.provider, message_id, row.vid, row.generation)

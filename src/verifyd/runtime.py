@@ -154,7 +154,7 @@ def build_runtime(settings: Settings, registry: Registry | None = None) -> Runti
     """
     plugins = check_configuration(settings, registry)
     channels, providers = plugins.channels, plugins.providers
-    db = Database(settings.database_url)
+    db = Database.from_settings(settings)
     policies = PolicyStore(db, settings)
     chains = {"sms": settings.sms_provider, "email": settings.email_provider}
     dispatcher = Dispatcher(

@@ -146,7 +146,12 @@ class Problem(BaseModel):
     verification_status: str | None = Field(
         default=None, description="With `verification_closed`: approved, locked or canceled"
     )
-    retry_after: int | None = Field(default=None, description="With 429s, as `Retry-After`")
+    retry_after: int | None = Field(
+        default=None, description="With 429s and 503s, as `Retry-After`"
+    )
+    checks: dict[str, str] | None = Field(
+        default=None, description="With `/readyz`'s 503: each readiness check's state"
+    )
 
 
 class Health(BaseModel):

@@ -274,6 +274,31 @@ class PostgresServer:
         finally:
             self._cleanup()
 
+    def halt(self) -> None:
+        """Stop the server (fast mode: sessions are cut) but keep its data and its port.
+
+        An outage for the processes using it; :meth:`resume` ends it.
+        """
+        self._run("pg_ctl", "stop", "-D", str(self.data_dir), "-m", "fast", "-w", "-t", "30")
+
+    def resume(self) -> None:
+        """Start a :meth:`halt`-ed server again on the same port and data; wait until ready."""
+        port = self.port  # raises unless started (and not stopped) before
+        self._run(
+            "pg_ctl",
+            "start",
+            "-D",
+            str(self.data_dir),
+            "-l",
+            str(self._log),
+            "-w",
+            "-t",
+            str(int(_START_TIMEOUT)),
+            timeout=_START_TIMEOUT + 10,
+        )
+        assert self._port == port
+        self._wait_ready(time.monotonic() + _START_TIMEOUT)
+
     def _conninfo(self, dbname: str) -> str:
         assert self._port is not None
         return f"host=127.0.0.1 port={self._port} user={_PG_USER} dbname={dbname}"

@@ -1,4 +1,5 @@
-"""Every error as RFC 9457 problem+json: domain errors, validation, 404/405, the unexpected."""
+"""Every error as RFC 9457 problem+json: domain errors, validation, 404/405, database
+outages (503, ``verifyd.outages``), the unexpected."""
 
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.routing import Match
 
+from verifyd import outages
 from verifyd.errors import (
     FieldError,
     RateLimited,
     Unauthorized,
+    Unavailable,
     VerifydError,
     problem,
     to_problem,
@@ -47,7 +50,7 @@ def problem_response(body: dict[str, Any], headers: dict[str, str] | None = None
 def error_response(error: VerifydError) -> JSONResponse:
     """The response for a domain error (``Retry-After`` on 429s, ``WWW-Authenticate`` on 401s)."""
     headers = None
-    if isinstance(error, RateLimited):
+    if isinstance(error, RateLimited | Unavailable):
         headers = {"Retry-After": str(error.retry_after)}
     elif isinstance(error, Unauthorized):
         headers = {"WWW-Authenticate": 'Bearer realm="verifyd admin"'}
@@ -111,6 +114,19 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(VerifydError)
     async def _domain(_: Request, exc: VerifydError) -> JSONResponse:
         return error_response(exc)
+
+    async def _outage(request: Request, exc: Exception) -> JSONResponse:
+        # One line per request, no traceback: an outage is the operator's alert, not a bug.
+        log.warning(
+            "database unavailable (%s %s): %s",
+            request.method,
+            request.url.path,
+            outages.describe(exc),
+        )
+        return error_response(outages.unavailable())
+
+    for kind in outages.UNAVAILABLE:
+        app.add_exception_handler(kind, _outage)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -8,12 +8,13 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from verifyd import floors, health
+from verifyd import floors, health, outages
 from verifyd.api.deps import RuntimeDep
+from verifyd.api.handlers import error_response
 from verifyd.codes import same
-from verifyd.errors import Unauthorized
+from verifyd.errors import Unauthorized, Unavailable
 from verifyd.metrics import CONTENT_TYPE, Metrics
-from verifyd.schemas import Health
+from verifyd.schemas import Health, Problem
 
 router = APIRouter(tags=["ops"])
 
@@ -24,14 +25,33 @@ async def healthz() -> Any:
     return {"status": "ok", "checks": {}}
 
 
-@router.get("/readyz", response_model=Health, responses={503: {"model": Health}})
+@router.get(
+    "/readyz",
+    response_model=Health,
+    responses={
+        503: {
+            "model": Problem,
+            "description": "Not ready: `database_unavailable` or `migrations_behind`, "
+            "with every check's state in `checks`",
+        }
+    },
+)
 async def readyz(rt: RuntimeDep) -> Any:
-    """The database answers and its migrations are current."""
+    """The database answers and its migrations are current.
+
+    Not ready is a 503 problem (``database_unavailable`` or ``migrations_behind``)
+    that still lists each check. It answers within the connect timeout however the
+    database fails, so a load balancer's probe never hangs on it.
+    """
     checks = await run_in_threadpool(health.readiness, rt.db)
-    ready = all(v == "ok" for v in checks.values())
-    return JSONResponse(
-        {"status": "ok" if ready else "unavailable", "checks": checks},
-        status_code=200 if ready else 503,
+    if all(v == "ok" for v in checks.values()):
+        return JSONResponse({"status": "ok", "checks": checks})
+    if checks.get("database") != "ok":
+        code, detail = "database_unavailable", "the database does not answer"
+    else:
+        code, detail = "migrations_behind", "the database is behind its migrations"
+    return error_response(
+        Unavailable(code, detail, retry_after=outages.RETRY_AFTER, extra={"checks": checks})
     )
 
 

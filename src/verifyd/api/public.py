@@ -37,7 +37,7 @@ sandbox_router = APIRouter(prefix="/v1/sandbox", tags=["sandbox"])
 
 PROBLEMS: dict[int | str, dict[str, Any]] = {
     code: {"model": Problem, "content": {"application/problem+json": {}}}
-    for code in (404, 409, 410, 422, 429)
+    for code in (404, 409, 410, 422, 429, 503)
 }
 
 

@@ -27,7 +27,7 @@ def open_database(settings: Settings) -> Database:
     Returns:
         The open database; the caller disposes of it.
     """
-    db = Database(settings.database_url)
+    db = Database.from_settings(settings, statement_timeout=False)
     if not settings.production:
         migrate.upgrade(db)
     return db

@@ -103,7 +103,7 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
     host = args.host or settings.host
     port = args.port or settings.port
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"  # IPv6 in brackets
-    db = Database(settings.database_url)
+    db = Database.from_settings(settings)
     try:
         problems = _problems(settings, db, host, port, address)
         for problem in problems:
@@ -146,7 +146,7 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
 
 def migrate_database(settings: Settings, _: argparse.Namespace) -> int:
     """Apply every pending migration and name the revision reached."""
-    db = Database(settings.database_url)
+    db = Database.from_settings(settings)
     try:
         migrate.upgrade(db)
         print(f"verifyd: database at revision {migrate.current(db.writer)}", file=sys.stderr)

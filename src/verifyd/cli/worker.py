@@ -31,7 +31,7 @@ def worker(settings: Settings, args: argparse.Namespace) -> int:
     """
     from verifyd.runtime import build_runtime
 
-    db = Database(settings.database_url)
+    db = Database.from_settings(settings)
     try:
         if settings.production:
             if not migrate.is_current(db.writer):
