@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,6 +155,17 @@ def test_thirty_seconds_of_every_user_class_without_a_failure(
     # The file switched the default policy (phone) to one that takes both flows.
     status, body = get(target.server.base_url + "/v1/policy")
     assert (status, json.loads(body)["mode"]) == (200, "either")
+    # Nothing reached a phone or a mailbox: the sandbox delivers in the request and
+    # leaves the outbox alone, so any row there would be a message queued for a real
+    # provider, or a shadow (a destination signed up twice, which sends nothing).
+    request = urllib.request.Request(
+        target.server.base_url + "/v1/admin/messages?status=all&limit=200",
+        headers={"authorization": f"Bearer {target.admin_key}"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        messages = json.loads(resp.read())["messages"]
+    assert messages == []
+    assert "Traceback" not in target.server.output()
 
 
 def test_a_refused_flow_is_a_locust_failure_and_fails_the_run(
