@@ -3,7 +3,8 @@
 Every destination is a sandbox destination, so a run never reaches a phone or a mailbox:
 phone numbers ``+9992`` followed by 11 digits (no country's code: the server must be told
 they are sandbox numbers, below) and email addresses at ``example.test`` (a built-in
-sandbox domain). Each number and address is used once, so every signup sends a code.
+sandbox domain). Each is fresh (a random token per Locust process, then a counter), so
+every signup sends a code; ``--processes N`` works as it is.
 
 1. Start a server for the load test, on a database of its own::
 
