@@ -29,8 +29,8 @@ run: $(RUNTIME)
 test:
 	bash scripts/test-prerequisites
 	@$(MAKE) --no-print-directory $(DEV)
-	$(BIN)/ruff check src tests migrations bench
-	$(BIN)/ruff format --check src tests migrations bench
+	$(BIN)/ruff check src tests migrations bench loadtest
+	$(BIN)/ruff format --check src tests migrations bench loadtest
 	$(BIN)/mypy
 	$(BIN)/hadolint Dockerfile
 	$(BIN)/pytest
