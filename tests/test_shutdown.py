@@ -29,8 +29,8 @@ from test_cli import VERIFYD, cli_env
 from test_cli_serve import serving
 from test_worker import WEBHOOK_SECRET, Accepting, _phones, _webhook_env
 from verifyd.app import create_app
+from verifyd.leases import BATCH
 from verifyd.models import Message, table_of, utcnow
-from verifyd.outbox import BATCH
 from verifyd.providers.base import MessageKind, OutgoingMessage, Provider
 from verifyd.registry import Registry
 

@@ -37,12 +37,10 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import select, update
-
-from verifyd import expiry, outages, pricing, processmetrics, ratelimit, slidinglimit
+from verifyd import expiry, leases, outages, pricing, processmetrics, ratelimit, slidinglimit
 from verifyd.channels.base import Channel, VerificationRef
 from verifyd.db import Database
-from verifyd.models import Account, Message, Verification, table_of, utcnow
+from verifyd.models import utcnow
 from verifyd.outcomes import Outcomes
 from verifyd.providers.base import DeliveryError, Provider
 from verifyd.retry import Backoff
@@ -51,10 +49,6 @@ from verifyd.turns import Turns
 
 log = logging.getLogger("verifyd.outbox")
 
-_messages = table_of(Message)
-_verifications = table_of(Verification)
-_accounts = table_of(Account)
-_m, _v = _messages.c, _verifications.c
 
 T = TypeVar("T")
 
@@ -62,8 +56,6 @@ T = TypeVar("T")
 PURGE_EVERY = 300.0
 #: Seconds between sweeps that expire verifications nobody checked.
 SWEEP_EVERY = 60.0
-#: Messages one claim takes at most.
-BATCH = 20
 
 
 async def _in_thread(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -78,34 +70,6 @@ async def _in_thread(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     except asyncio.CancelledError:
         await asyncio.wait([work])
         raise
-
-
-#: What rendering and sending one message needs: the message, its verification, the locale.
-_LOAD = (
-    select(
-        _m.id,
-        _m.generation,
-        _m.kind,
-        _m.provider,
-        _m.attempts,
-        _m.created_at,
-        _v.id.label("vid"),
-        _v.channel,
-        _v.destination,
-        _v.generation.label("vgen"),
-        _v.sandbox,
-        _v.shadow,
-        _v.expires_at,
-        _v.code_length,
-        _v.status.label("vstatus"),
-        _v.policy_version,
-        _v.arm,
-        _v.created_at.label("vcreated"),
-        _accounts.c.locale,
-    )
-    .join_from(_messages, _verifications, _v.id == _m.verification_id)
-    .outerjoin(_accounts, _accounts.c.id == _v.account_id)
-)
 
 
 class Dispatcher:
@@ -132,7 +96,7 @@ class Dispatcher:
         *,
         lease: float = 60.0,
         interval: float = 0.5,
-        concurrency: int = BATCH,
+        concurrency: int = leases.BATCH,
     ) -> None:
         self.db = db
         self.channels = channels
@@ -239,26 +203,7 @@ class Dispatcher:
             expiry.sweep(conn, utcnow())
 
     def _claim(self, now: datetime, lease: str) -> list[str]:
-        # Look on a reader first: most polls find nothing, and on SQLite a write
-        # transaction would queue behind (and hold up) the API's one writer.
-        with self.db.read() as conn:
-            if conn.execute(_due(now).limit(1)).first() is None:
-                return []
-        due = _due(now).limit(BATCH).with_for_update(skip_locked=True)
-        with self.db.write() as conn:
-            # Two statements: as ``UPDATE … WHERE id IN (SELECT … LIMIT)`` PostgreSQL
-            # may run the subquery again while it updates, each run finding rows the
-            # last one had just leased away, and one claim took every due message.
-            ids = list(conn.execute(due).scalars())
-            if not ids:
-                return []
-            claimed = conn.execute(
-                update(_messages)
-                .where(_m.id.in_(ids), _m.status == "queued", _m.next_attempt_at <= now)
-                .values(lease=lease, next_attempt_at=now + self.lease)
-                .returning(_m.id)
-            )
-            return list(claimed.scalars())
+        return leases.claim(self.db, now, lease, until=now + self.lease)
 
     async def _deliver(self, message_id: str, lease: str) -> None:
         row = await _in_thread(self._load, message_id)
@@ -342,22 +287,10 @@ class Dispatcher:
 
     def _hand_back(self, message_id: str, lease: str) -> None:
         """Give a claimed, unsent message back to the queue, due now (see ``stop``)."""
-        with self.db.write() as conn:
-            given = conn.execute(
-                update(_messages)
-                .where(_m.id == message_id, _m.lease == lease, _m.status == "queued")
-                .values(lease=None, next_attempt_at=utcnow())
-            ).rowcount
+        given = leases.hand_back(self.db, message_id, lease, utcnow())
+        # Added after the write: ``+=`` around the call would read the count before it
+        # and lose the hand-backs other threads recorded meanwhile.
         self.handed_back += given
 
     def _load(self, message_id: str) -> Any:
-        with self.db.read() as conn:
-            return conn.execute(_LOAD.where(_m.id == message_id)).one()
-
-
-def _due(now: datetime) -> Any:
-    return (
-        select(_m.id)
-        .where(_m.status == "queued", _m.next_attempt_at <= now)
-        .order_by(_m.next_attempt_at)
-    )
+        return leases.load(self.db, message_id)
