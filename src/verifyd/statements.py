@@ -185,6 +185,8 @@ RESEND = Prepared(
     SHOWN,
 )
 #: The verification a link's token belongs to, whatever its state.
+#: Whether a verification is the sandbox's (which limits its checks count against).
+SANDBOX = select(_v.sandbox).where(_v.id == bindparam("vid"))
 BY_SECRET = Prepared(select(_v.id).where(_v.secret_hash == bindparam("digest")), (_v.id,))
 _STATUS = (_v.status, _v.expires_at, _v.channel, _v.policy_version, _v.arm, _v.created_at)
 STATUS_OF = Prepared(select(*_STATUS).where(_v.id == bindparam("vid")), _STATUS)

@@ -79,6 +79,16 @@ class Codes:
             raise NotFound("verification_not_found", "no verification with this id")
         now = utcnow()
 
+        def count_ip(conn: Connection) -> bool:
+            sandbox = conn.execute(sql.SANDBOX, {"vid": verification_id}).scalar()
+            if sandbox is None:
+                return False  # no such verification: the check's transaction answers
+            self._limits.hit(conn, "check_ip", ip, sandbox, now)
+            return True
+
+        # The address's counter is shared by all its requests: apart, where that frees it.
+        ip_counted = await self._limits.apart(self._db, count_ip)
+
         def work(conn: Connection) -> Approved | VerifydError:
             row = sql.ATTEMPT.first(conn, {"vid": verification_id, "now": now})
             if row is None:
@@ -89,7 +99,8 @@ class Codes:
                     "invalid_request", "code", "this verification is confirmed by its link"
                 )
             code = channel.parse_candidate(raw_code)
-            self._limits.hit(conn, "check_ip", ip, row.sandbox, now)
+            if not ip_counted:
+                self._limits.hit(conn, "check_ip", ip, row.sandbox, now)
             self._limits.hit(
                 conn,
                 "guess_destination",

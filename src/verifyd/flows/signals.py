@@ -92,16 +92,21 @@ class Signals:
             for sandbox in (False, True)
         }
 
-    def assess(
+    def velocity(
         self,
         conn: Connection,
         dests: dict[str, Destination],
         ip: str,
         sandbox: bool,
         now: datetime,
-    ) -> list[str]:
-        """Every signal of this signup, sorted (the destinations' own and the database's)."""
-        found = {flag for d in dests.values() for flag in d.flags}
+    ) -> set[str]:
+        """Count this signup against the velocity windows; the ``velocity_*`` signals it raises.
+
+        Apart from :meth:`assess` so the flow can count these shared rows (one per
+        address, one per number prefix) outside its own transaction
+        (``Limits.apart``).
+        """
+        found = set()
         if ratelimit.count(conn, self._velocity["velocity_ip", sandbox], ip, now) > (
             self._velocity["velocity_ip", sandbox].limit
         ):
@@ -111,6 +116,19 @@ class Signals:
             limit = self._velocity["velocity_prefix", phone.sandbox]
             if ratelimit.count(conn, limit, phone.value[: -self._tail], now) > limit.limit:
                 found.add("velocity_prefix")
+        return found
+
+    def assess(
+        self,
+        conn: Connection,
+        dests: dict[str, Destination],
+        ip: str,
+        velocity: set[str],
+        now: datetime,
+    ) -> list[str]:
+        """Every signal of this signup, sorted: the destinations' own, ``velocity``'s
+        (from :meth:`velocity`) and the database's."""
+        found = {flag for d in dests.values() for flag in d.flags} | velocity
         email = dests.get("email")
         if email is not None:
             key = aliases.alias_key(email.value)

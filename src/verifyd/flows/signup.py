@@ -140,12 +140,24 @@ class Signup:
         subject_hash = self._secrets.hash_subject(req.subject) if req.subject else None
         version = policy.version
 
-        def work(conn: Connection) -> list[dict[str, Any]] | str:
+        velocity: set[str] = set()
+
+        def count_address(conn: Connection) -> bool:
             self._limits.hit(conn, "signup_ip", req.ip, all_sandbox, now)
+            velocity.update(self._signals.velocity(conn, dests, req.ip, all_sandbox, now))
+            return True
+
+        # Counters every signup from this address (or number prefix) updates: apart from
+        # the signup's transaction, where that frees their rows sooner (Limits.apart).
+        counted = await self._limits.apart(self._db, count_address)
+
+        def work(conn: Connection) -> list[dict[str, Any]] | str:
+            if not counted:
+                count_address(conn)
             for identity in plan.verify_now:
                 d = dests[identity]
                 self._limits.hit(conn, "send_destination", d.value, d.sandbox, now)
-            signals = self._signals.assess(conn, dests, req.ip, all_sandbox, now)
+            signals = self._signals.assess(conn, dests, req.ip, velocity, now)
             refused = self._signals.blocking(signals)
             if refused is not None:
                 # Committed, not raised: the refusal is recorded, then answered.
