@@ -164,10 +164,12 @@ def start(
     registry = Registry(channels=installed.channels, providers=providers)
     clients: list[TestClient] = []
 
-    def start_app(**overrides: Any) -> TestClient:
+    def start_app(peer: str = "testclient", **overrides: Any) -> TestClient:
         values = {"sms_provider": "flaky", "email_provider": "flaky", **overrides}
         client = TestClient(
-            create_app(make_settings(**values), registry=registry), raise_server_exceptions=False
+            create_app(make_settings(**values), registry=registry),
+            raise_server_exceptions=False,
+            client=(peer, 50000),  # the address requests come from
         )
         client.__enter__()
         clients.append(client)

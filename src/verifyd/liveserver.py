@@ -87,6 +87,9 @@ class LiveServer:
             port=self.port,
             lifespan="on",
             access_log=False,
+            # As ``verifyd serve``: whose X-Forwarded-For counts is VERIFYD_TRUSTED_PROXIES'
+            # to say, not uvicorn's (which would believe any header from 127.0.0.1).
+            proxy_headers=False,
             log_level=self.log_level,
             log_config=None,  # leave process-wide logging as the caller set it
         )

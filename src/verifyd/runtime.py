@@ -30,6 +30,7 @@ from verifyd.outbox import Dispatcher
 from verifyd.policystore import PolicyStore
 from verifyd.pricing import Prices
 from verifyd.providers.base import Provider
+from verifyd.proxies import TrustedProxies
 from verifyd.registry import Registry, RegistryError
 from verifyd.retry import Backoff
 from verifyd.settings import ConfigurationError, Settings
@@ -59,6 +60,7 @@ class Runtime:
     stats: Stats
     labels: Labels
     pumping: Pumping
+    proxies: TrustedProxies
 
 
 def _providers(
@@ -206,4 +208,5 @@ def build_runtime(settings: Settings, registry: Registry | None = None) -> Runti
         sessions=AdminSessions(db, admin_keys, settings),
         idempotency=IdempotencyStore(db),
         pumping=pumping,
+        proxies=TrustedProxies(settings.trusted_proxies),
     )

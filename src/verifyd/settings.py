@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from verifyd import devsecret
+from verifyd import devsecret, proxies
 
 #: Number types refused for SMS by default (phonenumbers' ``PhoneNumberType`` names).
 DEFAULT_BLOCKED_NUMBER_TYPES = (
@@ -206,7 +206,7 @@ class Settings(BaseSettings):
 
     policy_cache_seconds: float = Field(default=1.0, ge=0)
     dispatch_interval_seconds: float = Field(default=0.5, gt=0)
-    #: Trust ``X-Forwarded-For`` from these proxy addresses when keying per-IP limits.
+    #: Trust ``X-Forwarded-For`` from these proxy addresses or networks (verifyd.proxies).
     trusted_proxies: CommaList = Field(default_factory=list)
 
     # Bodies and connections (verifyd.api.bodylimit, verifyd.headertimeout).
@@ -235,6 +235,12 @@ class Settings(BaseSettings):
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_parse(cls, value: list[str]) -> list[str]:
+        proxies.parse(value)  # raises ValueError naming the entry
         return value
 
     @field_validator("blocked_number_types", "blocked_regions", "allowed_countries")

@@ -82,7 +82,8 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Callable[[TestClient], FakeClock]:
 @pytest.fixture
 def app(start: Start, flaky: type[Flaky]) -> TestClient:
     flaky.down = False  # the gateway delivers: the owner's codes are in flaky.sent
-    return start(sms_code_length=10, trusted_proxies=["testclient"])
+    # A trusted proxy's peer: each X-Forwarded-For is an address of its own.
+    return start(sms_code_length=10, trusted_proxies=["192.0.2.1"], peer="192.0.2.1")
 
 
 def code_of(client: TestClient, flaky: type[Flaky], ver_id: str) -> str:

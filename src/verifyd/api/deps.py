@@ -33,15 +33,8 @@ async def client_ip(request: Request) -> str:
 
 def address_of(request: Request) -> str:
     """The caller's address; ``X-Forwarded-For`` only from a trusted proxy."""
-    rt = runtime_of(request)
     peer = request.client.host if request.client else "unknown"
-    if peer in rt.settings.trusted_proxies:
-        forwarded = request.headers.get("x-forwarded-for", "")
-        hops = [h.strip() for h in forwarded.split(",") if h.strip()]
-        for hop in reversed(hops):
-            if hop not in rt.settings.trusted_proxies:
-                return hop[:64]
-    return peer
+    return runtime_of(request).proxies.client(peer, request.headers.get("x-forwarded-for", ""))
 
 
 ClientIp = Annotated[str, Depends(client_ip)]
