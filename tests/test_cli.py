@@ -52,15 +52,25 @@ def cli_env(database_url: str | None) -> dict[str, str]:
     return env
 
 
-def start(args: Sequence[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
+def start(
+    args: Sequence[str],
+    env: dict[str, str],
+    cwd: Path,
+    *,
+    stdout: Any = subprocess.PIPE,
+    stderr: Any = subprocess.PIPE,
+    new_session: bool = False,
+) -> subprocess.Popen[str]:
+    """``verifyd ARGS`` as a process (stdin closed); ``new_session`` to signal its group."""
     return subprocess.Popen(
         [*VERIFYD, *args],
         env=env,
         cwd=cwd,
         stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stdout=stdout,
+        stderr=stderr,
         text=True,
+        start_new_session=new_session,
     )
 
 

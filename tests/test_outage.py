@@ -24,7 +24,7 @@ import pytest
 from support.gateway import Answer, Gateway, Request
 from support.outbox import wait
 from support.postgres import PostgresServer
-from test_cli import VERIFYD, cli_env
+from test_cli import cli_env, start
 from test_cli_serve import serving
 from verifyd import migrate
 from verifyd.db import Database
@@ -84,20 +84,12 @@ def _database(server: PostgresServer) -> str:
 
 
 @contextlib.contextmanager
-def _workers(env: dict[str, str], cwd: Path, count: int) -> Iterator[list[subprocess.Popen[bytes]]]:
+def _workers(env: dict[str, str], cwd: Path, count: int) -> Iterator[list[subprocess.Popen[str]]]:
     procs = []
     for i in range(count):
         with (cwd / f"worker-{i}.log").open("wb") as out:
             procs.append(
-                subprocess.Popen(
-                    [*VERIFYD, "worker"],
-                    env=env,
-                    cwd=cwd,
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
+                start(["worker"], env, cwd, stdout=out, stderr=subprocess.STDOUT, new_session=True)
             )
     try:
         yield procs
@@ -111,6 +103,16 @@ def _workers(env: dict[str, str], cwd: Path, count: int) -> Iterator[list[subpro
             except subprocess.TimeoutExpired:  # pragma: no cover - a hung shutdown
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=10)
+
+
+def _logs(cwd: Path) -> str:
+    return "".join(p.read_text() for p in sorted(cwd.glob("worker-*.log")))
+
+
+def _started(cwd: Path, workers: list[subprocess.Popen[str]]) -> bool:
+    """Whether every worker announced itself; a worker that died fails, with the logs."""
+    assert [w.poll() for w in workers] == [None] * len(workers), _logs(cwd)
+    return _logs(cwd).count("verifyd worker development") == len(workers)
 
 
 def _signup(api: httpx.Client, phone: str) -> httpx.Response:
@@ -148,6 +150,7 @@ def test_serve_and_workers_survive_a_postgresql_restart(
             _workers(env, tmp_path, 2) as workers,
             httpx.Client(base_url=server.base_url, timeout=30) as api,
         ):
+            wait("both workers started", lambda: _started(tmp_path, workers), timeout=30)
             # Before: a signup is answered and its code delivered.
             first = _signup(api, PHONES[0])
             assert first.status_code == 201, first.text
@@ -180,7 +183,7 @@ def test_serve_and_workers_survive_a_postgresql_restart(
                 _assert_unavailable(r)
             assert api.get("/healthz").status_code == 200
             time.sleep(2)  # the idle worker polls meanwhile, the other waits to record
-            assert [w.poll() for w in workers] == [None, None]
+            assert [w.poll() for w in workers] == [None, None], _logs(tmp_path)
             assert server.proc.poll() is None
 
             # Back on the same port: every process recovers by itself.
@@ -206,7 +209,7 @@ def test_serve_and_workers_survive_a_postgresql_restart(
             assert sorted(handler.to.values()) == sorted(
                 p.replace(" ", "") for p in (PHONES[0], PHONES[1], PHONES[3])
             )
-            assert [w.poll() for w in workers] == [None, None]
+            assert [w.poll() for w in workers] == [None, None], _logs(tmp_path)
             assert server.proc.poll() is None
 
     logs = [server.output()] + [
@@ -222,3 +225,19 @@ def test_serve_and_workers_survive_a_postgresql_restart(
     assert worker_lines, "the workers met the outage"
     assert len(worker_lines) < 40, worker_lines  # backed off, not flooding
     print(f"recovered {recovered:.1f}s after the restart; {len(worker_lines)} worker warnings")
+
+
+def test_a_worker_started_during_an_outage_waits_for_the_database(
+    private_pg: PostgresServer, tmp_path: Path
+) -> None:
+    env = cli_env(_database(private_pg))
+    env.update(VERIFYD_DB_CONNECT_TIMEOUT_SECONDS="2", VERIFYD_DISPATCH_INTERVAL_SECONDS="0.05")
+    private_pg.halt()
+    with _workers(env, tmp_path, 1) as workers:
+        wait("the wait", lambda: "waiting for the database" in _logs(tmp_path), timeout=20)
+        assert workers[0].poll() is None, _logs(tmp_path)
+        private_pg.resume()
+        wait("the start", lambda: _started(tmp_path, workers), timeout=30)
+        os.killpg(workers[0].pid, signal.SIGTERM)
+        assert workers[0].wait(timeout=30) == 0, _logs(tmp_path)
+    assert "Traceback" not in _logs(tmp_path) and PASSWORD not in _logs(tmp_path)

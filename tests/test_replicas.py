@@ -34,7 +34,7 @@ from support.gateway import Gateway
 from support.lastbyte import build_request, fire_synchronised_at
 from support.outbox import wait
 from support.postgres import PostgresServer
-from test_cli import VERIFYD, cli_env
+from test_cli import cli_env, start
 from test_cli_serve import Server, serving
 from test_worker import Accepting
 from verifyd.adminkeys import AdminKeys
@@ -140,16 +140,7 @@ def cluster(
             VERIFYD_SMS_BREAKER_MIN_SENDS="1",
         )
         api_env = {**env, "VERIFYD_DISPATCHER": "off"}
-        worker = subprocess.Popen(
-            [*VERIFYD, "worker"],
-            env=env,
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-        )
+        worker = start(["worker"], env, cwd, stdout=subprocess.DEVNULL, new_session=True)
         try:
             with (
                 serving(api_env, cwd) as a,

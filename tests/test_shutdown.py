@@ -25,7 +25,7 @@ from sqlalchemy import create_engine, select, text
 
 from support.api import runtime, signup
 from support.gateway import Gateway
-from test_cli import VERIFYD, cli_env
+from test_cli import cli_env, start
 from test_cli_serve import serving
 from test_worker import WEBHOOK_SECRET, Accepting, _phones, _webhook_env
 from verifyd.app import create_app
@@ -260,16 +260,7 @@ def test_a_stopped_worker_hands_back_its_claims_and_every_message_goes_out_once(
 
 
 def _worker(env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
-    proc = subprocess.Popen(
-        [*VERIFYD, "worker"],
-        env=env,
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    proc = start(["worker"], env, cwd, new_session=True)
     assert proc.stderr is not None
     assert proc.stderr.readline().startswith("verifyd worker development"), "did not start"
     return proc

@@ -23,7 +23,7 @@ from fastapi.testclient import TestClient
 from support.api import signup
 from support.gateway import Answer, Gateway, Request
 from support.outbox import delivery, wait
-from test_cli import VERIFYD, cli_env
+from test_cli import VERIFYD, cli_env, start
 from test_cli_serve import serving
 
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"worker-test-webhook-secret-32byte").decode()
@@ -89,19 +89,7 @@ def queue(
 
 @contextlib.contextmanager
 def _workers(env: dict[str, str], cwd: Path, count: int) -> Iterator[list[subprocess.Popen[str]]]:
-    procs = [
-        subprocess.Popen(
-            [*VERIFYD, "worker"],
-            env=env,
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-        )
-        for _ in range(count)
-    ]
+    procs = [start(["worker"], env, cwd, new_session=True) for _ in range(count)]
     try:
         yield procs
     finally:

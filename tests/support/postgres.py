@@ -199,18 +199,7 @@ class PostgresServer:
             )
             deadline = time.monotonic() + _START_TIMEOUT
             try:
-                self._run(
-                    "pg_ctl",
-                    "start",
-                    "-D",
-                    str(self.data_dir),
-                    "-l",
-                    str(self._log),
-                    "-w",
-                    "-t",
-                    str(int(_START_TIMEOUT)),
-                    timeout=_START_TIMEOUT + 10,
-                )
+                self._pg_ctl_start()
             except RuntimeError as exc:
                 self._kill_postmaster()
                 if "could not bind" not in str(exc) and "could not create" not in str(exc):
@@ -281,9 +270,8 @@ class PostgresServer:
         """
         self._run("pg_ctl", "stop", "-D", str(self.data_dir), "-m", "fast", "-w", "-t", "30")
 
-    def resume(self) -> None:
-        """Start a :meth:`halt`-ed server again on the same port and data; wait until ready."""
-        port = self.port  # raises unless started (and not stopped) before
+    def _pg_ctl_start(self) -> None:
+        """``pg_ctl start`` on this data directory, waiting until it accepts connections."""
         self._run(
             "pg_ctl",
             "start",
@@ -296,6 +284,11 @@ class PostgresServer:
             str(int(_START_TIMEOUT)),
             timeout=_START_TIMEOUT + 10,
         )
+
+    def resume(self) -> None:
+        """Start a :meth:`halt`-ed server again on the same port and data; wait until ready."""
+        port = self.port  # raises unless started (and not stopped) before
+        self._pg_ctl_start()
         assert self._port == port
         self._wait_ready(time.monotonic() + _START_TIMEOUT)
 

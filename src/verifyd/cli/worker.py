@@ -8,9 +8,10 @@ import contextlib
 import logging
 import signal
 import sys
+import time
 from typing import TYPE_CHECKING, Any
 
-from verifyd import floors, logs, migrate
+from verifyd import floors, logs, migrate, outages
 from verifyd.db import Database
 from verifyd.settings import Settings
 
@@ -33,15 +34,32 @@ def worker(settings: Settings, args: argparse.Namespace) -> int:
 
     db = Database.from_settings(settings)
     try:
-        if settings.production:
-            if not migrate.is_current(db.writer):
+        failures = 0
+        while True:
+            try:
+                if settings.production:
+                    if not migrate.is_current(db.writer):
+                        print(
+                            "verifyd: the database is behind its migrations; "
+                            "run `verifyd migrate` first",
+                            file=sys.stderr,
+                        )
+                        return 2
+                else:
+                    migrate.upgrade(db)
+                break
+            except Exception as exc:
+                # A worker (re)started during an outage waits for the database, as a
+                # running one does; a one-off run (--once) has nobody to wait for.
+                if not outages.is_unavailable(exc) or args.once:
+                    raise
+                failures += 1
                 print(
-                    "verifyd: the database is behind its migrations; run `verifyd migrate` first",
+                    f"verifyd: waiting for the database ({outages.describe(exc)})",
                     file=sys.stderr,
+                    flush=True,
                 )
-                return 2
-        else:
-            migrate.upgrade(db)
+                time.sleep(outages.backoff(0.5, failures))
     finally:
         db.dispose()
     rt = build_runtime(settings)
