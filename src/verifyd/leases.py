@@ -11,20 +11,22 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from verifyd.db import Database
-from verifyd.models import Account, Message, Verification, table_of
+from verifyd.models import Account, Message, Verification, VerifyVerification, table_of
 
 _messages = table_of(Message)
 _verifications = table_of(Verification)
 _accounts = table_of(Account)
+_vv = table_of(VerifyVerification).c
 _m, _v = _messages.c, _verifications.c
 
 #: Messages one claim takes at most.
 BATCH = 20
 
-#: What rendering and sending one message needs: the message, its verification, the locale.
+#: What rendering and sending one message needs: the message, its verification, the
+#: locale, and a ``/v2`` verification's name for the message (``verify_models``).
 _LOAD = (
     select(
         _m.id,
@@ -45,10 +47,12 @@ _LOAD = (
         _v.policy_version,
         _v.arm,
         _v.created_at.label("vcreated"),
-        _accounts.c.locale,
+        func.coalesce(_vv.locale, _accounts.c.locale).label("locale"),
+        _vv.friendly_name.label("app_name"),
     )
     .join_from(_messages, _verifications, _v.id == _m.verification_id)
     .outerjoin(_accounts, _accounts.c.id == _v.account_id)
+    .outerjoin(table_of(VerifyVerification), _vv.sid == _v.id)
 )
 
 

@@ -191,6 +191,12 @@ class AdminKey(Base):
     created_at: Mapped[datetime]
     created_by: Mapped[str] = mapped_column(String(128))
     revoked_at: Mapped[datetime | None]
+    #: ``admin`` (``/v1/admin`` and the dashboard) or ``verify`` (the ``/v2`` surface only).
+    scope: Mapped[str] = mapped_column(String(16), default="admin", server_default="admin")
+    #: A verify key's account SID (``AC…``), its user name in HTTP Basic.
+    account_sid: Mapped[str | None] = mapped_column(String(34))
+
+    __table_args__ = (Index("ix_admin_keys_account_sid", "account_sid", unique=True),)
 
 
 class AdminSession(Base):
@@ -237,6 +243,7 @@ from verifyd.limit_models import (  # noqa: E402
     SmsBreaker,
 )
 from verifyd.stats_models import AccountLabel, Exposure, SignupBlock, StatCount  # noqa: E402
+from verifyd.verify_models import VerifyService, VerifyVerification  # noqa: E402
 
 __all__ = [
     "Account",
@@ -257,6 +264,8 @@ __all__ = [
     "SlidingLimit",
     "StatCount",
     "Verification",
+    "VerifyService",
+    "VerifyVerification",
     "table_of",
     "utcnow",
 ]

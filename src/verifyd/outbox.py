@@ -221,6 +221,7 @@ class Dispatcher:
             expires_at=row.expires_at,
             code_length=row.code_length,
             locale=row.locale,
+            app_name=row.app_name,
         )
         message = channel.render(ref, row.id, row.created_at)
         provider = self.providers.get(row.provider)

@@ -22,6 +22,7 @@ from verifyd.models import (
     Verification,
     table_of,
 )
+from verifyd.verify_models import SERVICE_ACCOUNT
 
 #: Rows read per round trip: memory stays flat on a table of millions.
 CHUNK = 10_000
@@ -55,7 +56,7 @@ def compute(conn: Connection) -> rollup.Counts:
         _a.shadow,
         _a.subject_hash,
         _a.label,
-    )
+    ).where(_a.status != SERVICE_ACCOUNT)  # a Verify service's own row is no signup
     for a in _rows(conn, accounts):
         v, arm, at = a.policy_version, a.arm, a.created_at
         add(v, arm, "signups", at)

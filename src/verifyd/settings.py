@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     #: Allowed ``redirect_url`` prefixes: an origin (``https://app.example``) or origin + path.
     redirect_allowlist: CommaList = Field(default_factory=list)
 
+    #: The Twilio Verify-compatible API under ``/v2`` (verify-scoped keys only).
+    twilio_compat: bool = True
+
     phone_channel: str = "sms"
     email_channel: str = "email"
     #: Providers in order of preference: ``twilio,webhook`` fails over to ``webhook``.

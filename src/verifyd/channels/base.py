@@ -26,6 +26,8 @@ class VerificationRef:
     code_length: int | None = None
     #: The signup's locale (its ``locale``, else its ``Accept-Language``); ``None`` = English.
     locale: str | None = None
+    #: The name its message carries instead of ``VERIFYD_APP_NAME`` (a Verify service's).
+    app_name: str | None = None
 
 
 @dataclass(frozen=True)

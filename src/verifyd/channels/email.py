@@ -55,7 +55,7 @@ class EmailChannel(Channel):
             "hours": max(1, round(seconds / 3600)),
             "expires_at": ref.expires_at,
             "domain": self.domain,
-            "app_name": self.settings.app_name,
+            "app_name": ref.app_name or self.settings.app_name,
         }
         body = self.texts.render(ref.locale, "email/link.txt", **values)
         # One line whatever the template holds: a header cannot take a line break.

@@ -64,7 +64,7 @@ class SmsChannel(Channel):
             hours=max(1, round(seconds / 3600)),
             expires_at=ref.expires_at,
             domain=self.domain,
-            app_name=self.settings.app_name,
+            app_name=ref.app_name or self.settings.app_name,
         )
         return OutgoingMessage(
             id=message_id,
