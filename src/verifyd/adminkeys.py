@@ -1,7 +1,16 @@
-"""Admin API keys: ``vdk_<id>_<secret>``, only the secret's SHA-256 is stored."""
+"""API keys: only a hash of each secret is stored.
+
+Two scopes. An ``admin`` key (``vdk_<id>_<secret>``, a bearer token) opens ``/v1/admin``
+and the dashboard. A ``verify`` key is an account SID (``AC…``) and an auth token used
+as HTTP Basic credentials on the Twilio-compatible ``/v2`` surface, and nowhere else:
+shown to ``/v1/admin`` or the dashboard it gets 403 ``forbidden``. Its token is hashed
+with a ``verify`` prefix, so a token can never pass as an admin key's secret.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -12,8 +21,13 @@ from sqlalchemy import insert, select, update
 from verifyd import audit
 from verifyd.codes import same
 from verifyd.db import Database
-from verifyd.errors import Conflict, NotFound, Unauthorized
+from verifyd.errors import Conflict, Forbidden, NotFound, Unauthorized
 from verifyd.models import AdminKey, table_of, utcnow
+from verifyd.verify.errors import authenticate
+from verifyd.verify.sids import is_sid, random_sid
+
+#: The scopes a key can have.
+SCOPES = ("admin", "verify")
 
 _keys = table_of(AdminKey)
 
@@ -27,10 +41,30 @@ class KeyInfo:
     created_at: datetime
     created_by: str
     revoked_at: datetime | None
+    scope: str = "admin"
+    #: A verify key's account SID.
+    account_sid: str | None = None
 
 
 def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _verify_digest(token: str) -> str:
+    return hashlib.sha256(b"verify\x00" + token.encode()).hexdigest()
+
+
+def basic(authorization: str | None) -> tuple[str, str] | None:
+    """The user and password of an ``Authorization: Basic`` header, if it is one."""
+    scheme, _, encoded = (authorization or "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    user, colon, password = decoded.partition(":")
+    return (user, password) if colon else None
 
 
 class AdminKeys:
@@ -43,14 +77,25 @@ class AdminKeys:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    def create(self, name: str, actor: str) -> tuple[str, KeyInfo]:
-        """Create a key; the full key is returned once and never stored.
+    def create(self, name: str, actor: str, scope: str = "admin") -> tuple[str, KeyInfo]:
+        """Create a key; its secret is returned once and never stored.
+
+        Returns:
+            ``vdk_<id>_<secret>`` for an admin key; ``<AC…>:<token>`` for a verify key.
 
         Raises:
             Conflict: a key with this name exists.
         """
+        if scope not in SCOPES:
+            raise ValueError(f"scope must be one of {', '.join(SCOPES)}")
         key_id = secrets.token_hex(6)
-        secret = secrets.token_urlsafe(32)
+        if scope == "verify":
+            account_sid: str | None = random_sid("AC")
+            secret = secrets.token_hex(16)  # Twilio's auth tokens are 32 hex digits
+            digest, shown = _verify_digest(secret), f"{account_sid}:{secret}"
+        else:
+            account_sid, secret = None, secrets.token_urlsafe(32)
+            digest, shown = _digest(secret), f"vdk_{key_id}_{secret}"
         now = utcnow()
         with self._db.write() as conn:
             if conn.execute(select(_keys.c.id).where(_keys.c.name == name)).first():
@@ -59,9 +104,11 @@ class AdminKeys:
                 insert(_keys).values(
                     id=key_id,
                     name=name,
-                    secret_hash=_digest(secret),
+                    secret_hash=digest,
                     created_at=now,
                     created_by=actor,
+                    scope=scope,
+                    account_sid=account_sid,
                 )
             )
             audit.record(
@@ -71,15 +118,18 @@ class AdminKeys:
                 action="admin_key.create",
                 target=f"key:{name}",
                 before=None,
-                after={"id": key_id, "name": name},
+                after={"id": key_id, "name": name, "scope": scope, "account_sid": account_sid},
             )
-        return f"vdk_{key_id}_{secret}", KeyInfo(key_id, name, now, actor, None)
+        return shown, KeyInfo(key_id, name, now, actor, None, scope, account_sid)
 
     def list(self) -> list[KeyInfo]:
         """Every key, oldest first."""
         with self._db.read() as conn:
             rows = conn.execute(select(_keys).order_by(_keys.c.created_at)).all()
-        return [KeyInfo(r.id, r.name, r.created_at, r.created_by, r.revoked_at) for r in rows]
+        return [
+            KeyInfo(r.id, r.name, r.created_at, r.created_by, r.revoked_at, r.scope, r.account_sid)
+            for r in rows
+        ]
 
     def revoke(self, name_or_id: str, actor: str) -> KeyInfo:
         """Revoke a key by name or id.
@@ -94,7 +144,7 @@ class AdminKeys:
                 update(_keys)
                 .where((c.name == name_or_id) | (c.id == name_or_id), c.revoked_at.is_(None))
                 .values(revoked_at=now)
-                .returning(c.id, c.name, c.created_at, c.created_by)
+                .returning(c.id, c.name, c.created_at, c.created_by, c.scope, c.account_sid)
             ).first()
             if row is None:
                 raise NotFound("not_found", f"no active admin key {name_or_id!r}")
@@ -107,7 +157,9 @@ class AdminKeys:
                 before={"id": row.id},
                 after=None,
             )
-        return KeyInfo(row.id, row.name, row.created_at, row.created_by, now)
+        return KeyInfo(
+            row.id, row.name, row.created_at, row.created_by, now, row.scope, row.account_sid
+        )
 
     def authenticate(self, authorization: str | None) -> str:
         """The actor (``key:<name>``) for an ``Authorization: Bearer vdk_…`` header.
@@ -122,6 +174,7 @@ class AdminKeys:
 
         Raises:
             Unauthorized: missing, malformed, unknown or revoked key.
+            Forbidden: ``forbidden``, a valid verify-scoped credential (``/v2`` only).
         """
         scheme, _, token = (authorization or "").partition(" ")
         parts = token.strip().split("_", 2)
@@ -132,17 +185,66 @@ class AdminKeys:
             or not parts[1].isalnum()
             or not parts[1].isascii()
         ):
+            if self._verify_key(authorization) is not None:
+                raise Forbidden(
+                    "forbidden",
+                    "this credential is scoped to verify: it starts and checks verifications "
+                    "on /v2 and nothing else",
+                )
             raise Unauthorized("unauthorized", "an admin API key is required (Bearer vdk_…)")
         _, key_id, secret = parts
         with self._db.read() as conn:
             row = conn.execute(
-                select(_keys.c.name, _keys.c.secret_hash, _keys.c.revoked_at).where(
+                select(_keys.c.name, _keys.c.secret_hash, _keys.c.revoked_at, _keys.c.scope).where(
                     _keys.c.id == key_id
                 )
             ).first()
         expected = row.secret_hash if row is not None else _digest("no such key")
         # Hash and compare whether or not the id exists: the same work either way.
         matches = same(_digest(secret), expected)
-        if row is None or row.revoked_at is not None or not matches:
+        if row is None or row.revoked_at is not None or not matches or row.scope != "admin":
             raise Unauthorized("unauthorized", "the admin API key is not valid")
         return key_id, f"key:{row.name}"
+
+    def verify_account(self, authorization: str | None) -> str:
+        """The account SID of the verify-scoped credential in an ``Authorization`` header.
+
+        Accepts HTTP Basic ``<AC…>:<token>`` (what the ``twilio`` SDK sends).
+
+        Raises:
+            TwilioError: 20003, 401 for missing or invalid credentials, 403 for a valid
+                admin key (``/v2`` takes verify-scoped credentials only).
+        """
+        account_sid = self._verify_key(authorization)
+        if account_sid is not None:
+            return account_sid
+        try:
+            self.identify(authorization)
+        except (Unauthorized, Forbidden):
+            raise authenticate() from None
+        raise authenticate(403, "Authenticate: an admin key cannot use /v2; create a key with "
+                                "--scope verify")  # fmt: skip
+
+    def _verify_key(self, authorization: str | None) -> str | None:
+        """The account SID, when the header holds a live verify key's Basic credentials."""
+        pair = basic(authorization)
+        if pair is None:
+            scheme, _, token = (authorization or "").partition(" ")
+            user, colon, password = token.strip().partition(":")
+            if scheme.lower() != "bearer" or not colon:
+                return None
+            pair = (user, password)
+        user, password = pair
+        if not is_sid(user, "AC") or len(password) > 256:
+            return None
+        with self._db.read() as conn:
+            row = conn.execute(
+                select(_keys.c.secret_hash, _keys.c.revoked_at, _keys.c.scope).where(
+                    _keys.c.account_sid == user
+                )
+            ).first()
+        expected = row.secret_hash if row is not None else _verify_digest("no such key")
+        matches = same(_verify_digest(password), expected)
+        if row is None or row.revoked_at is not None or not matches or row.scope != "verify":
+            return None
+        return user

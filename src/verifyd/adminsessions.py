@@ -88,6 +88,7 @@ class AdminSessions:
             RateLimited: too many attempts from this address in the window; the
                 key is not even looked at.
             Unauthorized: the key is not a valid admin key.
+            Forbidden: the key is a verify-scoped credential (``AC…:token``).
         """
         now = utcnow()
         # Counted in a transaction of its own, committed before the key is checked:

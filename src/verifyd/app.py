@@ -15,7 +15,7 @@ from fastapi.openapi.utils import get_openapi
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from verifyd import __version__
-from verifyd.api import admin, dashboard, handlers, ops, public, receipts, stats
+from verifyd.api import admin, dashboard, handlers, ops, public, receipts, stats, twilio
 from verifyd.api.bodylimit import BodyLimit
 from verifyd.api.requestid import install_request_ids
 from verifyd.registry import Registry
@@ -130,6 +130,8 @@ def create_app(settings: Settings, *, registry: Registry | None = None) -> FastA
     app.include_router(stats.router)
     app.include_router(dashboard.router)
     app.include_router(receipts.router)
+    if settings.twilio_compat:
+        app.include_router(twilio.router)
     app.include_router(ops.router)
     # Inside the access log (which then logs its 413s and 408s), outside every route.
     app.add_middleware(

@@ -34,6 +34,7 @@ from verifyd.proxies import TrustedProxies
 from verifyd.registry import Registry, RegistryError
 from verifyd.retry import Backoff
 from verifyd.settings import ConfigurationError, Settings
+from verifyd.verify.surface import Surface
 
 
 @dataclass
@@ -61,6 +62,8 @@ class Runtime:
     labels: Labels
     pumping: Pumping
     proxies: TrustedProxies
+    #: The Twilio-compatible ``/v2`` surface.
+    verify: Surface
 
 
 def _providers(
@@ -209,4 +212,5 @@ def build_runtime(settings: Settings, registry: Registry | None = None) -> Runti
         idempotency=IdempotencyStore(db),
         pumping=pumping,
         proxies=TrustedProxies(settings.trusted_proxies),
+        verify=Surface.build(settings, db, channels, policies, limits, delivery, pumping, wake),
     )

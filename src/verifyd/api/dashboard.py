@@ -19,7 +19,7 @@ from verifyd.adminsessions import Session, forms_match
 from verifyd.api.deps import address_of, runtime_of
 from verifyd.dashboard import pages, views
 from verifyd.dashboard.forms import MODES, FormError, policy_body, proposed_policy
-from verifyd.errors import RateLimited, Unauthorized
+from verifyd.errors import Forbidden, RateLimited, Unauthorized
 from verifyd.flows.comparison import parse_pair
 from verifyd.flows.stats import StatsQuery
 from verifyd.policy import changes, with_changes
@@ -141,6 +141,10 @@ async def login(request: Request) -> Response:
         return response
     except Unauthorized:
         return _login_form(request, "That is not a valid admin key.", 401)
+    except Forbidden:
+        return _login_form(
+            request, "That credential is scoped to the Verify API (/v2); it cannot sign in.", 403
+        )
     response = _see("/admin")
     _set_cookie(response, request, SESSION_COOKIE, token, rt.settings.admin_session_seconds)
     response.delete_cookie(LOGIN_COOKIE, path="/admin")

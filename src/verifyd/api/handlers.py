@@ -15,6 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Match
 
 from verifyd import outages
+from verifyd.api import twilio_errors
 from verifyd.errors import (
     FieldError,
     RateLimited,
@@ -24,6 +25,7 @@ from verifyd.errors import (
     problem,
     to_problem,
 )
+from verifyd.verify.errors import TwilioError, invalid, translate
 
 log = logging.getLogger("verifyd.api")
 
@@ -111,8 +113,14 @@ def install(app: FastAPI) -> None:
     async def _disconnect(request: Request, _: ClientDisconnect) -> Response:
         return _client_gone(request)
 
+    @app.exception_handler(TwilioError)
+    async def _twilio(_: Request, exc: TwilioError) -> JSONResponse:
+        return twilio_errors.response(exc)
+
     @app.exception_handler(VerifydError)
-    async def _domain(_: Request, exc: VerifydError) -> JSONResponse:
+    async def _domain(request: Request, exc: VerifydError) -> JSONResponse:
+        if twilio_errors.under_v2(request):
+            return twilio_errors.response(translate(exc))
         return error_response(exc)
 
     async def _outage(request: Request, exc: Exception) -> JSONResponse:
@@ -123,14 +131,18 @@ def install(app: FastAPI) -> None:
             request.url.path,
             outages.describe(exc),
         )
+        if twilio_errors.under_v2(request):
+            return twilio_errors.response(translate(outages.unavailable()))
         return error_response(outages.unavailable())
 
     for kind in outages.UNAVAILABLE:
         app.add_exception_handler(kind, _outage)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = validation_errors(exc.errors())
+        if twilio_errors.under_v2(request):
+            return twilio_errors.response(invalid(errors[0].field if errors else "body"))
         detail = "; ".join(f"{e.field}: {e.message}" for e in errors[:5])
         return problem_response(
             problem(422, "invalid_request", "Invalid request", detail, errors=errors)
@@ -145,11 +157,15 @@ def install(app: FastAPI) -> None:
         headers = dict(exc.headers or {})
         if exc.status_code == 405:
             headers["Allow"] = _allowed_methods(request) or headers.get("Allow", "")
+        if twilio_errors.under_v2(request):
+            return twilio_errors.http(exc.status_code, headers)
         return problem_response(problem(exc.status_code, code, title, detail), headers)
 
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error")
+        if twilio_errors.under_v2(request):
+            return twilio_errors.internal()
         return problem_response(
             problem(500, "internal_error", "Internal error", "an unexpected error occurred")
         )

@@ -11,24 +11,34 @@ from verifyd.settings import Settings
 
 
 def create(settings: Settings, args: argparse.Namespace) -> int:
-    """Create a key; print it alone on stdout (shown once) and its metadata on stderr."""
+    """Create a key and print it on stdout (shown once); its metadata goes to stderr.
+
+    An admin key prints alone (``vdk_…``). A verify key prints as two shell-sourceable
+    lines, ``TWILIO_ACCOUNT_SID=AC…`` and ``TWILIO_AUTH_TOKEN=…``: the names the
+    ``twilio`` SDK reads from the environment.
+    """
     from verifyd.adminkeys import AdminKeys
 
     db = open_database(settings)
     try:
-        key, info = AdminKeys(db).create(args.name, actor())
+        key, info = AdminKeys(db).create(args.name, actor(), args.scope)
     finally:
         db.dispose()
-    print(key)
+    if info.scope == "verify":
+        account_sid, _, token = key.partition(":")
+        print(f"TWILIO_ACCOUNT_SID={account_sid}")
+        print(f"TWILIO_AUTH_TOKEN={token}")
+    else:
+        print(key)
     print(
-        f"verifyd: admin key {info.name!r} (id {info.id}) created; it is shown once",
+        f"verifyd: {info.scope} key {info.name!r} (id {info.id}) created; it is shown once",
         file=sys.stderr,
     )
     return 0
 
 
 #: The columns of ``admin-key list``; tab-separated, so ``cut -f`` and ``column -t`` work.
-LIST_HEADER = ("ID", "NAME", "CREATED", "CREATED_BY", "STATE")
+LIST_HEADER = ("ID", "NAME", "CREATED", "CREATED_BY", "STATE", "SCOPE", "ACCOUNT_SID")
 
 
 def list_keys(settings: Settings, _: argparse.Namespace) -> int:
@@ -46,7 +56,10 @@ def list_keys(settings: Settings, _: argparse.Namespace) -> int:
     print("\t".join(LIST_HEADER))
     for k in keys:
         state = f"revoked {k.revoked_at.isoformat()}" if k.revoked_at else "active"
-        print(f"{k.id}\t{k.name}\t{k.created_at.isoformat()}\t{k.created_by}\t{state}")
+        print(
+            f"{k.id}\t{k.name}\t{k.created_at.isoformat()}\t{k.created_by}\t{state}"
+            f"\t{k.scope}\t{k.account_sid or '-'}"
+        )
     if not keys:
         print("verifyd: no admin keys; create one with verifyd admin-key create", file=sys.stderr)
     return 0
@@ -83,11 +96,21 @@ def add_parsers(sub: Any) -> None:
         "create",
         help="create a key; prints it alone on stdout",
         description=(
-            "Create an admin key and print it alone on stdout (vdk_ID_SECRET), for a "
-            "script to capture; it is shown this once only. Its name and id go to stderr."
+            "Create a key and print it on stdout, for a script to capture; it is shown this "
+            "once only. An admin key prints alone (vdk_ID_SECRET); a verify key prints "
+            "TWILIO_ACCOUNT_SID=AC… and TWILIO_AUTH_TOKEN=… on two lines (eval-able, the "
+            "names the twilio SDK reads). Its name and id go to stderr."
         ),
     )
     kc.add_argument("--name", required=True, help="a unique name, recorded in the audit")
+    kc.add_argument(
+        "--scope",
+        choices=("admin", "verify"),
+        default="admin",
+        help="admin (default): /v1/admin and the dashboard, printed as vdk_…; verify: the "
+        "Twilio-compatible /v2 API only, printed as TWILIO_ACCOUNT_SID=… and "
+        "TWILIO_AUTH_TOKEN=… lines",
+    )
     kc.set_defaults(func=create)
     ksub.add_parser(
         "list",
