@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, delete, inspect, select
 
 from verifyd import pricing, rollup
 from verifyd.models import (
@@ -22,7 +22,7 @@ from verifyd.models import (
     Verification,
     table_of,
 )
-from verifyd.verify_models import SERVICE_ACCOUNT
+from verifyd.verify_models import SERVICE_ACCOUNT, STATS_VERSION, VerifyVerification
 
 #: Rows read per round trip: memory stays flat on a table of millions.
 CHUNK = 10_000
@@ -32,6 +32,7 @@ _v = table_of(Verification).c
 _m = table_of(Message).c
 _e = table_of(Exposure).c
 _b = table_of(SignupBlock).c
+_vv = table_of(VerifyVerification).c
 
 
 def compute(conn: Connection) -> rollup.Counts:
@@ -91,18 +92,29 @@ def compute(conn: Connection) -> rollup.Counts:
         _v.destination,
         _v.id,
     )
+    # The migration that introduced the rollup (0003) runs this before /v2's table exists.
+    v2 = inspect(conn).has_table(VerifyVerification.__tablename__)
+    if v2:
+        verifications = verifications.add_columns(_vv.approved_by_api).outerjoin_from(
+            table_of(Verification), table_of(VerifyVerification), _vv.sid == _v.id
+        )
     for r in _rows(conn, verifications):
         v, arm, at, ch = r.policy_version, r.arm, r.created_at, r.channel
         add(v, arm, f"verifications.{ch}", at)
         if r.resends:
             add(v, arm, f"resends.{ch}", at, r.resends)
-        correct = 1 if r.approved_at is not None else 0
-        if r.attempts - correct:
-            add(v, arm, f"checks.{ch}.incorrect", at, r.attempts - correct)
+        # A /v2 verification approved by ``Status=approved`` took no correct check.
+        by_code = r.approved_at is not None and not (v2 and r.approved_by_api)
+        if r.attempts - by_code:
+            add(v, arm, f"checks.{ch}.incorrect", at, r.attempts - by_code)
         if r.status == "approved":
             add(v, arm, f"approved.{ch}", at)
-            add(v, arm, f"checks.{ch}.approved", at)
-            add(v, arm, f"checks_to_approve.{ch}", at, r.attempts)
+            if by_code:
+                add(v, arm, f"checks.{ch}.approved", at)
+                add(v, arm, f"checks_to_approve.{ch}", at, r.attempts)
+            if v == STATS_VERSION:  # a /v2 verification has no account: its own time counts
+                seconds = (r.approved_at - at).total_seconds()
+                add(v, arm, f"ttv.{rollup.ttv_bucket(seconds)}", at)
             if r.viewed_at is not None:
                 add(v, arm, "link_views.confirmed", at)
         elif r.status in ("locked", "canceled", "expired"):

@@ -7,6 +7,7 @@ import socket
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 _PAUSE = 0.1  # lets the server read and parse everything but the final bytes
 
@@ -39,6 +40,7 @@ def build_request(
     *,
     host: str,
     json_body: Any | None = None,
+    form_body: dict[str, str] | None = None,
     headers: dict[str, str] | None = None,
 ) -> bytes:
     """Serialise an HTTP/1.1 request with ``Content-Length`` and ``Connection: close``.
@@ -48,6 +50,7 @@ def build_request(
         path: Request target, e.g. ``"/v1/verify?x=1"``.
         host: Value of the ``Host`` header (e.g. ``"127.0.0.1:8000"``).
         json_body: If not None, serialised as the JSON body (``Content-Type`` set).
+        form_body: If not None, the body as ``application/x-www-form-urlencoded``.
         headers: Extra headers; they override the defaults (case-insensitively).
 
     Returns:
@@ -58,6 +61,9 @@ def build_request(
     defaults = {"Host": host, "User-Agent": "verifyd-lastbyte", "Accept": "*/*"}
     if json_body is not None:
         defaults["Content-Type"] = "application/json"
+    elif form_body is not None:
+        body = urlencode(form_body).encode()
+        defaults["Content-Type"] = "application/x-www-form-urlencoded"
     for name, value in [*defaults.items(), *(headers or {}).items()]:
         merged[name.lower()] = (name, value)
     merged["content-length"] = ("Content-Length", str(len(body)))

@@ -17,9 +17,11 @@ _HTTP = {
 
 
 def under_v2(request: Request) -> bool:
-    """Whether the request is the Twilio-compatible surface's."""
+    """Whether the request is the Twilio-compatible surface's (when it is mounted)."""
     path = request.url.path
-    return path == PREFIX or path.startswith(PREFIX + "/")
+    if not (path == PREFIX or path.startswith(PREFIX + "/")):
+        return False
+    return bool(request.app.state.runtime.settings.twilio_compat)
 
 
 def response(error: TwilioError, headers: dict[str, str] | None = None) -> JSONResponse:
