@@ -231,7 +231,7 @@ def test_an_override_replaces_one_file_and_a_new_folder_adds_a_locale(tmp_path: 
     settings = _settings(template_dir=folder, app_name="Example")
     secrets = Secrets(settings.resolve_secret())
     sms, email = SmsChannel(settings, secrets), EmailChannel(settings, secrets)
-    assert sms.texts.locales == {"en", "ur", "ar", "fr"}
+    assert sms.renderer.texts.locales == {"en", "ur", "ar", "fr"}
 
     en = _message(sms, None)
     assert en.body == f"Example code: {en.code}\n\n@verify.example.com #{en.code}"

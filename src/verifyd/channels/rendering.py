@@ -1,0 +1,71 @@
+"""What the shipped channels share to word a message: the templates, the host, the values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from verifyd.channels.base import VerificationRef
+from verifyd.settings import Settings
+from verifyd.texts import Rendered, Texts
+
+
+@dataclass(frozen=True)
+class Email:
+    """The three parts of an email, and the locale whose plain part was rendered."""
+
+    subject: str
+    body: str
+    html: str
+    locale: str
+
+
+class Renderer:
+    """One configuration's templates, and the values every message of a channel receives.
+
+    Built once per channel: in sandbox mode a render runs inside every signup's
+    transaction, so nothing here reads a file or parses a URL per message.
+
+    Args:
+        settings: The running settings (template folder, public base URL, app name).
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.texts = Texts(settings.template_dir)
+        #: The host of the public base URL (the SMS's origin-bound line, the templates).
+        self.domain = urlsplit(settings.public_base_url).hostname or "localhost"
+        self.app_name = settings.app_name
+
+    def values(self, ref: VerificationRef, created_at: datetime, **more: Any) -> dict[str, Any]:
+        """What every template of a message gets, beside ``more`` (``code``, ``link``).
+
+        ``minutes`` and ``hours`` until the secret expires (rounded, at least 1),
+        ``expires_at``, ``domain``, and ``app_name``: the verification's own (a Verify
+        service's name) or ``VERIFYD_APP_NAME``.
+        """
+        seconds = (ref.expires_at - created_at).total_seconds()
+        return {
+            "minutes": max(1, round(seconds / 60)),
+            "hours": max(1, round(seconds / 3600)),
+            "expires_at": ref.expires_at,
+            "domain": self.domain,
+            "app_name": ref.app_name or self.app_name,
+            **more,
+        }
+
+    def text(self, ref: VerificationRef, name: str, values: dict[str, Any]) -> Rendered:
+        """One template (``sms/code.txt``) in the verification's locale."""
+        return self.texts.render(ref.locale, name, **values)
+
+    def email(self, ref: VerificationRef, stem: str, values: dict[str, Any]) -> Email:
+        """An email from ``<stem>.subject.txt``, ``<stem>.txt`` and ``<stem>.html``.
+
+        The HTML part also gets ``subject``, as rendered.
+        """
+        body = self.text(ref, f"{stem}.txt", values)
+        # One line whatever the template holds: a header cannot take a line break.
+        subject = " ".join(self.text(ref, f"{stem}.subject.txt", values).text.split())
+        html = self.text(ref, f"{stem}.html", {**values, "subject": subject})
+        return Email(subject, body.text.strip() + "\n", html.text, body.locale)
