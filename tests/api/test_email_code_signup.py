@@ -15,7 +15,16 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from support.api import runtime, sandbox_messages, set_policy, signup, stats, stats_arm
+from support.api import (
+    assert_problem,
+    runtime,
+    sandbox_messages,
+    set_policy,
+    signup,
+    stats,
+    stats_arm,
+    wrong,
+)
 from support.rollup import live_and_rebuilt
 from support.smtpd import SmtpServer
 from verifyd import rollup
@@ -23,7 +32,6 @@ from verifyd.db import metadata
 from verifyd.settings import Settings
 
 EMAIL = "ada@example.test"
-PROBLEM = "application/problem+json"
 
 
 @pytest.fixture
@@ -45,19 +53,6 @@ def smtpd() -> Iterator[SmtpServer]:
 
 def check(client: TestClient, verification_id: str, code: str) -> httpx.Response:
     return client.post(f"/v1/verifications/{verification_id}/check", json={"code": code})
-
-
-def wrong(code: str) -> str:
-    """Another code of the same length."""
-    return str((int(code) + 1) % 10 ** len(code)).zfill(len(code))
-
-
-def assert_problem(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith(PROBLEM)
-    body: dict[str, Any] = r.json()
-    assert body["code"] == code
-    return body
 
 
 def _sent_code(client: TestClient, to: str = EMAIL) -> dict[str, Any]:

@@ -47,22 +47,7 @@ class EmailChannel(Channel):
         self, ref: VerificationRef, message_id: str, created_at: datetime
     ) -> OutgoingMessage:
         link = self.link(self.secret(ref))
-        email = self.renderer.email(
-            ref, "email/link", self.renderer.values(ref, created_at, link=link)
-        )
-        return OutgoingMessage(
-            id=message_id,
-            kind="email",
-            to=ref.destination,
-            subject=email.subject,
-            body=email.body,
-            channel=self.name,
-            purpose="link",
-            created_at=created_at,
-            html=email.html,
-            link=link,
-            locale=email.locale,
-        )
+        return self.renderer.email(self.name, ref, message_id, created_at, "link", link)
 
     def parse_candidate(self, raw: object) -> str:
         raise InvalidRequest.field(

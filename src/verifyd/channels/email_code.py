@@ -11,9 +11,6 @@ from verifyd.codes import Secrets
 from verifyd.providers.base import OutgoingMessage
 from verifyd.settings import Settings
 
-#: The templates' stem: ``email/code.subject.txt``, ``email/code.txt``, ``email/code.html``.
-STEM = "email/code"
-
 
 class EmailCodeChannel(CodeChannel):
     """Proves an email address with a code the user types, not a link to open.
@@ -36,18 +33,4 @@ class EmailCodeChannel(CodeChannel):
     def render(
         self, ref: VerificationRef, message_id: str, created_at: datetime
     ) -> OutgoingMessage:
-        code = self.secret(ref)
-        email = self.renderer.email(ref, STEM, self.renderer.values(ref, created_at, code=code))
-        return OutgoingMessage(
-            id=message_id,
-            kind="email",
-            to=ref.destination,
-            subject=email.subject,
-            body=email.body,
-            channel=self.name,
-            purpose="code",
-            created_at=created_at,
-            html=email.html,
-            code=code,
-            locale=email.locale,
-        )
+        return self.renderer.email(self.name, ref, message_id, created_at, "code", self.secret(ref))

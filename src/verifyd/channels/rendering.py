@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from verifyd.channels.base import VerificationRef
+from verifyd.providers.base import OutgoingMessage
 from verifyd.settings import Settings
 from verifyd.texts import Rendered, Texts
-
-
-@dataclass(frozen=True)
-class Email:
-    """The three parts of an email, and the locale whose plain part was rendered."""
-
-    subject: str
-    body: str
-    html: str
-    locale: str
 
 
 class Renderer:
@@ -59,13 +49,46 @@ class Renderer:
         """One template (``sms/code.txt``) in the verification's locale."""
         return self.texts.render(ref.locale, name, **values)
 
-    def email(self, ref: VerificationRef, stem: str, values: dict[str, Any]) -> Email:
-        """An email from ``<stem>.subject.txt``, ``<stem>.txt`` and ``<stem>.html``.
+    def email(
+        self,
+        channel: str,
+        ref: VerificationRef,
+        message_id: str,
+        created_at: datetime,
+        purpose: Literal["code", "link"],
+        secret: str,
+    ) -> OutgoingMessage:
+        """The email that carries a code or a link, from the locale's ``email/<purpose>.*``.
 
-        The HTML part also gets ``subject``, as rendered.
+        ``email/<purpose>.subject.txt``, ``.txt`` and ``.html`` get the secret as the
+        variable named after the purpose (``code`` or ``link``); the HTML part also gets
+        ``subject``, as rendered.
+
+        Args:
+            channel: The sending channel's name.
+            ref: The verification.
+            message_id: The message's id.
+            created_at: When the message is rendered (its expiry is counted from it).
+            purpose: What the email carries: ``code`` or ``link``.
+            secret: The code, or the link with its token.
         """
+        stem = f"email/{purpose}"
+        values = self.values(ref, created_at, **{purpose: secret})
         body = self.text(ref, f"{stem}.txt", values)
         # One line whatever the template holds: a header cannot take a line break.
         subject = " ".join(self.text(ref, f"{stem}.subject.txt", values).text.split())
         html = self.text(ref, f"{stem}.html", {**values, "subject": subject})
-        return Email(subject, body.text.strip() + "\n", html.text, body.locale)
+        return OutgoingMessage(
+            id=message_id,
+            kind="email",
+            to=ref.destination,
+            subject=subject,
+            body=body.text.strip() + "\n",
+            channel=channel,
+            purpose=purpose,
+            created_at=created_at,
+            html=html.text,
+            code=secret if purpose == "code" else None,
+            link=secret if purpose == "link" else None,
+            locale=body.locale,
+        )
