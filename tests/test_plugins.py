@@ -23,7 +23,7 @@ from verifyd.settings import ConfigurationError, Settings
 
 PLUGIN = Path(__file__).parent / "plugins" / "verifyd_voice.py"
 MODULE = PLUGIN.stem
-BUILTIN_CHANNELS = {"sms", "email"}
+BUILTIN_CHANNELS = {"sms", "email", "email_code"}
 BUILTIN_PROVIDERS = {"console", "sandbox"}
 SECRET = "plugin-test-secret-key-long-enough-0123456789"
 

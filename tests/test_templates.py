@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from support.api import runtime, sandbox_messages, set_policy, signup
+from support.texts import Tags, assert_language, write_templates
 from verifyd.channels.base import VerificationRef
 from verifyd.channels.email import EmailChannel
 from verifyd.channels.sms import SmsChannel
@@ -26,9 +26,6 @@ BASE = "https://verify.example.com"
 SECRET = "templates-test-secret-0123456789-0123456789"
 PHONE = "+1 202 555 0142"
 LOCALES = ("en", "ur", "ar")
-#: Letters only Urdu writes (ں ے ٹ ڈ ک گ ہ), and letters only Arabic writes (ة ك ي).
-URDU_ONLY = re.compile("[\u06ba\u06d2\u0679\u0688\u06a9\u06af\u06c1]")
-ARABIC_ONLY = re.compile("[\u0629\u0643\u064a]")
 
 
 def _settings(**values: Any) -> Settings:
@@ -66,15 +63,6 @@ def channels() -> tuple[SmsChannel, EmailChannel]:
     return SmsChannel(settings, secrets), EmailChannel(settings, secrets)
 
 
-def _assert_language(text: str, locale: str) -> None:
-    if locale == "ur":
-        assert URDU_ONLY.search(text) and not ARABIC_ONLY.search(text), text
-    elif locale == "ar":
-        assert ARABIC_ONLY.search(text) and not URDU_ONLY.search(text), text
-    else:
-        assert text.isascii(), text
-
-
 # ---------------------------------------------------------------- shipped files
 
 
@@ -108,7 +96,7 @@ def test_the_sms_is_in_the_signups_language_and_ends_with_the_origin_bound_line(
     assert re.search(rf"(?<!\d){code}(?!\d)", "\n".join(text)), message.body
     assert re.findall(r"\b\d{4}\b", message.body)[0] == code  # how the outbox tests find it
     assert "Example" in message.body
-    _assert_language("\n".join(text), locale)
+    assert_language("\n".join(text), locale)
     assert message.body == message.body.strip()
 
 
@@ -133,19 +121,6 @@ def test_the_domain_is_the_public_base_urls_host() -> None:
 # ---------------------------------------------------------------- the email
 
 
-class _Html(HTMLParser):
-    def __init__(self, text: str) -> None:
-        super().__init__()
-        self.tags: list[tuple[str, dict[str, str | None]]] = []
-        self.feed(text)
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.tags.append((tag, dict(attrs)))
-
-    def first(self, tag: str) -> dict[str, str | None]:
-        return next(a for t, a in self.tags if t == tag)
-
-
 @pytest.mark.parametrize(
     ("tag", "locale", "expiry"),
     [(None, "en", "24 hours"), ("ur-PK", "ur", "24 گھنٹے"), ("ar-SA", "ar", "24 ساعة")],
@@ -161,11 +136,11 @@ def test_the_email_has_a_subject_both_parts_the_link_and_its_expiry(
     for part in (message.body, message.html):
         assert part is not None
         assert message.link in part and expiry in part and "Example" in part
-        _assert_language(part.replace(message.link, ""), locale)
+        assert_language(part.replace(message.link, ""), locale)
 
     html = message.html
     assert html is not None
-    page = _Html(html)
+    page = Tags(html)
     rtl = locale != "en"
     assert page.first("html") == {"lang": locale, "dir": "rtl" if rtl else "ltr"}
     wrapper = page.first("div")  # webmail drops <html>'s attributes: the wrapper repeats them
@@ -209,19 +184,11 @@ def test_a_short_link_life_is_given_in_minutes(channels: tuple[SmsChannel, Email
 # ---------------------------------------------------------------- overrides
 
 
-def _write(root: Path, files: dict[str, str]) -> Path:
-    for name, text in files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    return root
-
-
 ORIGIN_LINE = "\n\n@{{ domain }} #{{ code }}\n"
 
 
 def test_an_override_replaces_one_file_and_a_new_folder_adds_a_locale(tmp_path: Path) -> None:
-    folder = _write(
+    folder = write_templates(
         tmp_path / "templates",
         {
             "en/sms/code.txt": "{{ app_name }} code: {{ code }}" + ORIGIN_LINE,
@@ -231,7 +198,7 @@ def test_an_override_replaces_one_file_and_a_new_folder_adds_a_locale(tmp_path: 
     settings = _settings(template_dir=folder, app_name="Example")
     secrets = Secrets(settings.resolve_secret())
     sms, email = SmsChannel(settings, secrets), EmailChannel(settings, secrets)
-    assert sms.texts.locales == {"en", "ur", "ar", "fr"}
+    assert sms.renderer.texts.locales == {"en", "ur", "ar", "fr"}
 
     en = _message(sms, None)
     assert en.body == f"Example code: {en.code}\n\n@verify.example.com #{en.code}"
@@ -255,7 +222,7 @@ def test_an_override_replaces_one_file_and_a_new_folder_adds_a_locale(tmp_path: 
 def test_a_broken_override_stops_the_start(
     tmp_path: Path, files: dict[str, str], message: str
 ) -> None:
-    settings = _settings(template_dir=_write(tmp_path / "t", files))
+    settings = _settings(template_dir=write_templates(tmp_path / "t", files))
     with pytest.raises(ConfigurationError, match=re.escape(message)):
         SmsChannel(settings, Secrets(settings.resolve_secret()))
 
@@ -305,7 +272,7 @@ def test_the_signup_locale_is_negotiated_stored_and_used(
     assert r.status_code == 201, r.text
     assert _stored_locale(client, r.json()["account"]["id"]) == stored
     [message] = sandbox_messages(client, PHONE)
-    _assert_language(message["body"].split("\n")[0], language)
+    assert_language(message["body"].split("\n")[0], language)
     assert message["body"].endswith(f"\n@testserver #{message['code']}")
 
 
@@ -328,7 +295,7 @@ def test_a_resend_speaks_the_signups_language(client: TestClient) -> None:
     newest, first = sandbox_messages(client, PHONE)
     assert newest["code"] != first["code"]
     for message in (newest, first):
-        _assert_language(message["body"].split("\n")[0], "ar")
+        assert_language(message["body"].split("\n")[0], "ar")
 
 
 def test_an_email_signup_gets_its_link_in_its_language(client: TestClient) -> None:
@@ -373,7 +340,7 @@ def test_the_pages_speak_the_signups_language(
     assert page.status_code == 200
     assert page.headers["content-language"] == lang
     assert page.headers["cache-control"] == "no-store"
-    parsed = _Html(page.text)
+    parsed = Tags(page.text)
     assert parsed.first("html") == {"lang": lang, "dir": direction}
     assert parsed.first("button") == {"type": "submit", "id": "confirm"}
     assert f"<h1>{heading}</h1>" in page.text and button in page.text
@@ -381,13 +348,13 @@ def test_the_pages_speak_the_signups_language(
 
     done = client.post("/v1/email/verify", data={"token": _token(path)})
     assert done.status_code == 200
-    assert _Html(done.text).first("html") == {"lang": lang, "dir": direction}
-    assert _Html(done.text).first("h1")["data-status"] == "verified"
+    assert Tags(done.text).first("html") == {"lang": lang, "dir": direction}
+    assert Tags(done.text).first("h1")["data-status"] == "verified"
 
     again = client.post("/v1/email/verify", data={"token": _token(path)})
     assert again.status_code == 409
-    assert _Html(again.text).first("html")["lang"] == lang
-    assert _Html(again.text).first("h1") == {
+    assert Tags(again.text).first("html")["lang"] == lang
+    assert Tags(again.text).first("h1") == {
         "id": "result",
         "data-code": "verification_closed",
         "data-status": "verified",
@@ -401,7 +368,7 @@ def test_a_page_for_an_unknown_token_follows_the_readers_language(client: TestCl
         "/v1/email/verify", data={"token": "nope"}, headers={"Accept-Language": "ur-PK"}
     )
     assert r.headers["content-language"] == "ur"
-    assert _Html(r.text).first("h1")["data-code"] == "token_invalid"
+    assert Tags(r.text).first("h1")["data-code"] == "token_invalid"
     assert "یہ لنک درست نہیں ہے" in r.text
     plain = client.post("/v1/email/verify", data={"token": "nope"})
     assert plain.headers["content-language"] == "en"
@@ -415,5 +382,5 @@ def test_an_expired_link_says_so_in_urdu(client: TestClient) -> None:
         conn.execute(verifications.update().values(expires_at=utcnow() - timedelta(seconds=1)))
     r = client.post("/v1/email/verify", data={"token": _token(path)})
     assert r.status_code == 410
-    assert _Html(r.text).first("h1")["data-code"] == "code_expired"
+    assert Tags(r.text).first("h1")["data-code"] == "code_expired"
     assert "اس لنک کی میعاد ختم ہو چکی ہے" in r.text

@@ -22,7 +22,7 @@ MAX_WEIGHT = 1_000_000
 
 @dataclass(frozen=True)
 class SmsKnobs:
-    """How SMS codes behave under a policy."""
+    """How codes behave under a policy: by SMS, and by email (the ``email_code`` channel)."""
 
     code_length: int = 4
     ttl_seconds: int = 600

@@ -1,11 +1,11 @@
 """Message and page texts: Jinja2 templates per locale, shipped and overridable file by file.
 
 A template is named ``<locale>/<channel or pages>/<name>`` (``ur/sms/code.txt``,
-``ar/email/link.html``, ``en/pages/confirm.html``); ``_layout/`` holds what the pages
-and the HTML email share. A folder given as ``VERIFYD_TEMPLATE_DIR`` is searched first,
-so one file there replaces the shipped file of the same name, and a new locale folder
-there (``fr/sms/code.txt``) adds a locale. A locale lacking a file falls back to
-English for that file alone.
+``ar/email/link.html``, ``en/email/code.txt``, ``en/pages/confirm.html``); ``_layout/``
+holds what the pages and the HTML emails share. A folder given as
+``VERIFYD_TEMPLATE_DIR`` is searched first, so one file there replaces the shipped file
+of the same name, and a new locale folder there (``fr/sms/code.txt``) adds a locale. A
+locale lacking a file falls back to English for that file alone.
 
 Files ending in ``.html`` are autoescaped; the others are plain text.
 """
@@ -39,20 +39,18 @@ _LINK = "https://verify.example.com/v1/email/verify?token=t"
 _EXPIRES = datetime(2030, 1, 1, tzinfo=UTC)
 _DOMAIN = "verify.example.com"
 _EMAIL = {"link": _LINK, "minutes": 1440, "hours": 24, "expires_at": _EXPIRES, "domain": _DOMAIN}
+_CODE = {"code": "0123", "minutes": 10, "hours": 1, "expires_at": _EXPIRES, "domain": _DOMAIN}
 
 #: What each template receives (beside ``lang``, ``dir`` and ``app_name``, which all get),
 #: with a sample value: the documentation's table and the start-up check of overrides.
 VARIABLES: dict[str, dict[str, Any]] = {
-    "sms/code.txt": {
-        "code": "0123",
-        "minutes": 10,
-        "hours": 1,
-        "expires_at": _EXPIRES,
-        "domain": _DOMAIN,
-    },
+    "sms/code.txt": _CODE,
     "email/link.subject.txt": _EMAIL,
     "email/link.txt": _EMAIL,
     "email/link.html": {**_EMAIL, "subject": "Confirm your email address"},
+    "email/code.subject.txt": _CODE,
+    "email/code.txt": _CODE,
+    "email/code.html": {**_CODE, "subject": "Your verification code"},
     "pages/confirm.html": {"action": "https://verify.example.com/v1/email/verify", "token": "t"},
     "pages/success.html": {},
     "pages/failure.html": {

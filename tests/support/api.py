@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+import httpx
 from fastapi.testclient import TestClient
 
 from verifyd.policystore import from_request
@@ -49,6 +50,20 @@ def latest_token(client: TestClient, to: str) -> str:
     """The token of the newest link the sandbox delivered to an email address."""
     link: str = sandbox_messages(client, to)[0]["link"]
     return link.split("token=", 1)[1]
+
+
+def wrong(code: str) -> str:
+    """Another code of the same length."""
+    return str((int(code) + 1) % 10 ** len(code)).zfill(len(code))
+
+
+def assert_problem(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    """The answer is a problem+json of this status and code; returns its body."""
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = r.json()
+    assert body["code"] == code
+    return body
 
 
 def signup(client: TestClient, **body: Any) -> dict[str, Any]:
