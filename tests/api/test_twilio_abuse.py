@@ -12,10 +12,11 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from support.lastbyte import build_request, fire_synchronised
+from support.lastbyte import build_request, fire_synchronised, fire_synchronised_at
 from support.liveserver import LiveServer
 from support.rollup import live_and_rebuilt
 from support.verify import check, create_service, start, twilio_error, verify_key
@@ -121,3 +122,37 @@ def test_parallel_starts_to_one_number_make_one_verification(
     finally:
         http.close()
         server.stop()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_parallel_starts_across_two_replicas_make_one_verification(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings()
+    servers = [LiveServer(create_app(settings)) for _ in range(2)]
+    for server in servers:
+        server.start()
+    try:
+        rt = servers[0].app.state.runtime
+        auth = verify_key(rt)
+        with httpx.Client(base_url=servers[0].base_url) as http:
+            va = create_service(http, auth)["sid"]
+        targets = []
+        for i in range(16):
+            server = servers[i % 2]
+            raw = build_request(
+                "POST", f"/v2/Services/{va}/Verifications", host=f"{server.host}:{server.port}",
+                headers=auth, form_body={"To": E164, "Channel": "sms"},
+            )  # fmt: skip
+            targets.append((server.host, server.port, raw))
+        answers = fire_synchronised_at(targets, timeout=25)
+        assert all(a.status in (201, 429) for a in answers), [a.text for a in answers]
+        assert {a.json()["code"] for a in answers if a.status == 429} <= {60212, 60203}
+        assert len({a.json()["sid"] for a in answers if a.status == 201}) == 1
+        with rt.db.read() as conn:
+            rows = conn.execute(select(_vv.sid, _vv.send_attempts).where(_vv.to == E164)).all()
+        assert len(rows) == 1
+        assert len(rows[0].send_attempts) == sum(a.status == 201 for a in answers)
+    finally:
+        for server in servers:
+            server.stop()

@@ -252,7 +252,13 @@ class Starts:
     def _pending(
         conn: Connection, service_sid: str, to: str, channel: str, now: datetime
     ) -> Any | None:
-        """The live verification of this service, destination and channel, locked."""
+        """The live verification of this service, destination and channel, locked.
+
+        Two starts to one destination cannot both find none and both open one, on any
+        number of replicas: each has just counted the destination's send limit, whose
+        row stays locked until its commit, so the second reads after the first commits
+        (``tests/api/test_twilio_abuse.py`` fires them at two replicas at once).
+        """
         stmt = (
             select(
                 _vv.sid, _vv.service_sid, _vv.to, _vv.channel, _vv.locale, _vv.friendly_name,
