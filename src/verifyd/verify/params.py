@@ -8,6 +8,8 @@ naming it: never dropped, never misread.
 
 from __future__ import annotations
 
+import ipaddress
+import json
 from collections.abc import Iterable
 from urllib.parse import parse_qsl
 
@@ -127,3 +129,36 @@ class Form:
         if value is not None and value not in options:
             raise invalid(key, "one of " + ", ".join(options))
         return value
+
+    def address(self, key: str) -> str | None:
+        """An IPv4 or IPv6 address, normalised.
+
+        Raises:
+            TwilioError: 60200, not an address.
+        """
+        raw = self.text(key, max_length=64)
+        if raw is None:
+            return None
+        try:
+            return str(ipaddress.ip_address(raw))
+        except ValueError:
+            raise invalid(key, "an IPv4 or IPv6 address") from None
+
+    def tags(self, key: str) -> None:
+        """``Tags``: a JSON object of at most 10 short string pairs (checked, then not kept).
+
+        Raises:
+            TwilioError: 60200 on ``Tags``.
+        """
+        raw = self.text(key, max_length=4096)
+        if raw is None:
+            return
+        try:
+            tags = json.loads(raw)
+        except ValueError:
+            raise invalid(key, "a JSON object") from None
+        if not isinstance(tags, dict) or len(tags) > 10:
+            raise invalid(key, "a JSON object of at most 10 tags")
+        for k, v in tags.items():
+            if not isinstance(v, str) or not 0 < len(k) <= 128 or len(v) > 128:
+                raise invalid(key, "keys and values are strings of at most 128 characters")

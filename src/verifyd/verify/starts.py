@@ -3,23 +3,20 @@
 A start goes through verifyd's own channel, provider chain, limits, sandbox and outbox,
 outside the signup policy. Starting again for the same ``To`` and channel while its
 code is alive re-sends the same code on the same verification, as Twilio does, up to
-:data:`MAX_SENDS` sends (then 60203). The code's lifetime and check cap are the active
+:data:`~verifyd.verify.sends.MAX_SENDS` sends (then 60203). The code's lifetime and check cap are the active
 policy's SMS terms; its length is the service's ``CodeLength``.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import json
 from collections.abc import Callable, Collection
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, select
 
-from verifyd import locales, rollup
-from verifyd import statements as sql
-from verifyd.channels.base import Channel, VerificationRef
+from verifyd import locales
+from verifyd.channels.base import Channel
 from verifyd.db import Database
 from verifyd.destinations import Destination, Destinations
 from verifyd.errors import InvalidRequest, RateLimited
@@ -39,20 +36,17 @@ from verifyd.verify.errors import (
 )
 from verifyd.verify.lookup import carrier
 from verifyd.verify.params import Form
+from verifyd.verify.sends import BUILT_IN, First, Sends
 from verifyd.verify.services import Services
-from verifyd.verify.sids import new_sid
 from verifyd.verify_models import STATS_VERSION, VerifyVerification
 
 _v = table_of(Verification).c
 _vv_t = table_of(VerifyVerification)
 _vv = _vv_t.c
 
-#: Sends one verification may have (Twilio: the sixth start within its life gets 60203).
-MAX_SENDS = 5
 #: Twilio's channels; ``sms`` and ``email`` are served by verifyd's ``sms`` and
 #: ``email_code`` channels, the others only by a plugin channel of the same name.
 TWILIO_CHANNELS = ("sms", "email", "call", "whatsapp", "sna", "auto")
-BUILT_IN = {"sms": "sms", "email": "email_code"}
 #: The parameters a start reads.
 PARAMS = ("To", "Channel", "Locale", "CustomFriendlyName", "DeviceIp", "RiskCheck", "Tags")
 #: Documented parameters verifyd refuses rather than ignore, and why.
@@ -114,6 +108,7 @@ class Starts:
         self._channels = channels
         self._policies = policies
         self._limits = limits
+        self._sends = Sends(delivery)
         self._delivery = delivery
         self._pumping = pumping
         self._urls = urls
@@ -159,12 +154,12 @@ class Starts:
         requested = form.text("Locale", max_length=35)
         locale = locales.negotiate(requested, None, self._locales()) if requested else None
         custom = form.text("CustomFriendlyName", max_length=64)
-        device_ip = self._device_ip(form)
+        device_ip = form.address("DeviceIp")
         if form.choice("RiskCheck", ("enable", "disable")) == "disable":
             raise invalid(
                 "RiskCheck", "verifyd's pumping defences cannot be turned off per request"
             )
-        _tags(form)
+        form.tags("Tags")
         dest = self.destination(raw_to, channel.identity)
         key = (service_sid, dest.value)
         if key in self._inflight:
@@ -217,12 +212,11 @@ class Starts:
                 raise max_sends(exc.retry_after) from None
             pending = self._pending(conn, service.sid, dest.value, channel.name, now)
             if pending is not None:
-                row, delivery = self._again(conn, channel, name, pending, now)
+                row, delivery = self._sends.again(conn, channel, name, pending, now)
             else:
                 lookup = carrier(dest) if options.get("lookup_enabled") else {}
-                row, delivery = self._new(
-                    conn, channel, name, service, dest, locale, custom, lookup, terms, now
-                )
+                first = First(name, service, dest, locale, custom, lookup, terms)
+                row, delivery = self._sends.first(conn, channel, first, now)
             # Last: the budgets' hot rows (country, global) stay locked only until the commit.
             kind = channel.message_kind
             self._pumping.admit(conn, kind, dest.value, dest.sandbox, now, cohort[0])
@@ -237,16 +231,6 @@ class Starts:
         if delivery == "queued":
             self._wake()
         return views.verification(row, account_sid, "pending", self._urls)
-
-    @staticmethod
-    def _device_ip(form: Form) -> str | None:
-        raw = form.text("DeviceIp", max_length=64)
-        if raw is None:
-            return None
-        try:
-            return str(ipaddress.ip_address(raw))
-        except ValueError:
-            raise invalid("DeviceIp", "an IPv4 or IPv6 address") from None
 
     @staticmethod
     def _pending(
@@ -279,130 +263,3 @@ class Starts:
             .with_for_update(of=table_of(Verification))
         )  # fmt: skip
         return conn.execute(stmt).first()
-
-    def _again(
-        self, conn: Connection, channel: Channel, name: str, row: Any, now: datetime
-    ) -> tuple[Any, str]:
-        """Send the pending verification's code again (same code, same expiry)."""
-        attempts = list(row.send_attempts or [])
-        if len(attempts) >= MAX_SENDS:
-            raise max_sends()
-        ref = VerificationRef(
-            id=row.sid,
-            destination=row.destination,
-            generation=row.generation,
-            sandbox=row.sandbox,
-            expires_at=row.expires_at,
-            code_length=row.code_length,
-            locale=row.locale,
-            app_name=row.friendly_name,
-        )
-        cohort = (STATS_VERSION, row.arm, row.created_at)
-        delivery = self._delivery.hand_off(conn, channel, ref, False, now, cohort)
-        conn.execute(
-            update(table_of(Verification))
-            .where(_v.id == row.sid)
-            .values(resends=_v.resends + 1, delivery=delivery)
-        )
-        attempts.append(_attempt(name, now))
-        conn.execute(
-            update(_vv_t).where(_vv.sid == row.sid).values(send_attempts=attempts, updated_at=now)
-        )
-        rollup.add(conn, STATS_VERSION, row.arm, f"resends.{channel.name}", row.created_at)
-        return views.Row({**row._asdict(), "send_attempts": attempts, "updated_at": now}), delivery
-
-    def _new(
-        self,
-        conn: Connection,
-        channel: Channel,
-        name: str,
-        service: Any,
-        dest: Destination,
-        locale: str | None,
-        custom: str | None,
-        lookup: dict[str, Any],
-        terms: Any,
-        now: datetime,
-    ) -> tuple[Any, str]:
-        """Write a new verification and hand its first message to delivery."""
-        friendly = custom or service.friendly_name
-        ref = VerificationRef(
-            id=new_sid("VE"),
-            destination=dest.value,
-            generation=0,
-            sandbox=dest.sandbox,
-            expires_at=now + timedelta(seconds=terms.ttl_seconds),
-            code_length=service.code_length,
-            locale=locale,
-            app_name=friendly,
-        )
-        immediate = self._delivery.immediate(channel, dest.sandbox)
-        sql.INSERT_VERIFICATION.execute(
-            conn,
-            {
-                "id": ref.id,
-                "account_id": service.account_id,
-                "channel": channel.name,
-                "identity": channel.identity,
-                "destination": dest.value,
-                "sandbox": dest.sandbox,
-                "shadow": False,
-                "status": "pending",
-                "secret_hash": channel.issue(ref),
-                "generation": 0,
-                "attempts": 0,
-                "max_checks": terms.max_checks,
-                "code_length": service.code_length,
-                "resends": 0,
-                "delivery": "sent" if immediate else "queued",
-                "policy_version": STATS_VERSION,
-                "arm": service.stats_key,
-                "expires_at": ref.expires_at,
-                "resend_available_at": now,
-                "created_at": now,
-            },
-        )
-        values = {
-            "sid": ref.id,
-            "service_sid": service.sid,
-            "to": dest.value,
-            "channel": name,
-            "locale": locale,
-            "friendly_name": friendly,
-            "send_attempts": [_attempt(name, now)],
-            "lookup": lookup,
-            "approved_by_api": False,
-            "created_at": now,
-            "updated_at": now,
-        }
-        conn.execute(_vv_t.insert().values(**values))
-        rollup.add(conn, STATS_VERSION, service.stats_key, f"verifications.{channel.name}", now)
-        cohort = (STATS_VERSION, service.stats_key, now)
-        delivery = self._delivery.hand_off(conn, channel, ref, False, now, cohort)
-        return views.Row(values), delivery
-
-
-def _attempt(channel: str, now: datetime) -> dict[str, Any]:
-    """One entry of ``send_code_attempts`` (Twilio writes ``SMS`` and ``EMAIL`` upper-case)."""
-    shown = channel.upper() if channel in BUILT_IN else channel
-    return {"time": views.date(now), "channel": shown, "attempt_sid": new_sid("VL")}
-
-
-def _tags(form: Form) -> None:
-    """``Tags``: a JSON object of at most 10 short string pairs (checked, then not kept).
-
-    Raises:
-        TwilioError: 60200 on ``Tags``.
-    """
-    raw = form.text("Tags", max_length=4096)
-    if raw is None:
-        return
-    try:
-        tags = json.loads(raw)
-    except ValueError:
-        raise invalid("Tags", "a JSON object") from None
-    if not isinstance(tags, dict) or len(tags) > 10:
-        raise invalid("Tags", "a JSON object of at most 10 tags")
-    for k, v in tags.items():
-        if not isinstance(v, str) or not 0 < len(k) <= 128 or len(v) > 128:
-            raise invalid("Tags", "keys and values are strings of at most 128 characters")
