@@ -3,8 +3,8 @@
 A start goes through verifyd's own channel, provider chain, limits, sandbox and outbox,
 outside the signup policy. Starting again for the same ``To`` and channel while its
 code is alive re-sends the same code on the same verification, as Twilio does, up to
-:data:`~verifyd.verify.sends.MAX_SENDS` sends (then 60203). The code's lifetime and check cap are the active
-policy's SMS terms; its length is the service's ``CodeLength``.
+:data:`~verifyd.verify.sends.MAX_SENDS` sends (then 60203). The code's lifetime and
+check cap are the active policy's SMS terms; its length is the service's ``CodeLength``.
 """
 
 from __future__ import annotations
