@@ -1,8 +1,7 @@
 """The Verify services in ``GET /v1/admin/stats`` and ``/metrics``: per service and channel.
 
-The services and their verifications are written as the ``/v2`` surface stores them
-(``support.verify_services``) and counted by ``rebuild``; what the flows add beyond the
-rows (time to verify, refusals, receipts) is added to the rollup directly.
+The services and their verifications are written as the ``/v2`` surface stores them and
+counted by ``rebuild`` (``support.verify_services.seed_services`` says what they hold).
 """
 
 from __future__ import annotations
@@ -18,9 +17,9 @@ from fastapi.testclient import TestClient
 
 from support.api import admin_headers, runtime, set_policy, signup
 from support.api import stats as _stats
-from support.verify_services import Seeded, add_service, add_verification
+from support.verify_services import Seeded, seed_services
 from test_metrics import Scrape, assert_histograms_are_cumulative, scrape
-from verifyd import rebuild, rollup
+from verifyd import rollup
 from verifyd.db import Database
 from verifyd.metrics import Metrics
 from verifyd.models import utcnow
@@ -36,45 +35,6 @@ class Traffic:
     version: int
     acme: Seeded
     beta: Seeded
-
-
-def seed_services(db: Database) -> tuple[Seeded, Seeded]:
-    """Acme: 4 SMS and 3 email verifications; Beta (deleted): one SMS, expired."""
-    now = utcnow()
-    with db.write() as conn:
-        acme = add_service(conn, "Acme", now)
-        beta = add_service(conn, "Beta", now - timedelta(days=1), deleted_at=now)
-        sms = [
-            ("approved", 2, 1),  # one wrong code first, one code sent again
-            ("approved", 1, 0),
-            ("locked", 5, 0),  # every check used
-            ("pending", 0, 0),
-        ]
-        for n, (status, attempts, resends) in enumerate(sms):
-            add_verification(
-                conn,
-                acme,
-                "sms",
-                f"+1202555{200 + n:04d}",
-                now,
-                status=status,
-                attempts=attempts,
-                resends=resends,
-            )
-        for n, (status, attempts) in enumerate((("approved", 1), ("canceled", 0), ("expired", 1))):
-            to = f"user{n}@example.test"
-            add_verification(conn, acme, "email_code", to, now, status=status, attempts=attempts)
-        add_verification(conn, beta, "sms", "+12025550300", now, status="expired")
-        rebuild.rebuild(conn)
-        # What the /v2 flows count beyond the rows: three approvals 20 s after the start
-        # (bucket 3: 15-20 s), receipts, and two sends the SMS-pumping breaker refused.
-        key = acme.stats_key
-        rollup.add(conn, STATS_VERSION, key, f"ttv.{rollup.ttv_bucket(20)}", now, 3)
-        rollup.add(conn, STATS_VERSION, key, "delivered.sms", now, 3)
-        rollup.add(conn, STATS_VERSION, key, "failed.sms", now, 1)
-        rollup.add(conn, STATS_VERSION, key, "delivered.email", now, 2)
-        rollup.add(conn, STATS_VERSION, key, "blocked.sms_budget_prefix", now, 2)
-    return acme, beta
 
 
 @pytest.fixture

@@ -14,7 +14,9 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, insert
 
-from verifyd.models import Account, Verification, table_of
+from verifyd import rebuild, rollup
+from verifyd.db import Database
+from verifyd.models import Account, Verification, table_of, utcnow
 from verifyd.verify_models import SERVICE_ACCOUNT, STATS_VERSION, VerifyService
 
 
@@ -97,3 +99,46 @@ def add_verification(
         )
     )
     return sid
+
+
+def seed_services(db: Database) -> tuple[Seeded, Seeded]:
+    """Acme: 4 SMS and 3 email verifications; Beta (deleted): one SMS, expired.
+
+    The whole rollup is rebuilt from the rows (so write counters of your own after), then
+    given what the ``/v2`` flows count beyond the rows.
+    """
+    now = utcnow()
+    with db.write() as conn:
+        acme = add_service(conn, "Acme", now)
+        beta = add_service(conn, "Beta", now - timedelta(days=1), deleted_at=now)
+        sms = [
+            ("approved", 2, 1),  # one wrong code first, one code sent again
+            ("approved", 1, 0),
+            ("locked", 5, 0),  # every check used
+            ("pending", 0, 0),
+        ]
+        for n, (status, attempts, resends) in enumerate(sms):
+            add_verification(
+                conn,
+                acme,
+                "sms",
+                f"+1202555{200 + n:04d}",
+                now,
+                status=status,
+                attempts=attempts,
+                resends=resends,
+            )
+        for n, (status, attempts) in enumerate((("approved", 1), ("canceled", 0), ("expired", 1))):
+            to = f"user{n}@example.test"
+            add_verification(conn, acme, "email_code", to, now, status=status, attempts=attempts)
+        add_verification(conn, beta, "sms", "+12025550300", now, status="expired")
+        rebuild.rebuild(conn)
+        # What the /v2 flows count beyond the rows: three approvals 20 s after the start
+        # (bucket 3: 15-20 s), receipts, and two sends the SMS-pumping breaker refused.
+        key = acme.stats_key
+        rollup.add(conn, STATS_VERSION, key, f"ttv.{rollup.ttv_bucket(20)}", now, 3)
+        rollup.add(conn, STATS_VERSION, key, "delivered.sms", now, 3)
+        rollup.add(conn, STATS_VERSION, key, "failed.sms", now, 1)
+        rollup.add(conn, STATS_VERSION, key, "delivered.email", now, 2)
+        rollup.add(conn, STATS_VERSION, key, "blocked.sms_budget_prefix", now, 2)
+    return acme, beta
