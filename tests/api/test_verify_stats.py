@@ -20,8 +20,6 @@ from support.api import stats as _stats
 from support.verify_services import Seeded, seed_services
 from test_metrics import Scrape, assert_histograms_are_cumulative, scrape
 from verifyd import rollup
-from verifyd.db import Database
-from verifyd.metrics import Metrics
 from verifyd.models import utcnow
 from verifyd.settings import Settings
 from verifyd.verify_models import STATS_VERSION
@@ -213,14 +211,3 @@ def test_metrics_have_service_families_and_no_policy_version_zero(traffic: Traff
     # The policy's arm is what it was.
     assert s.value("verifyd_signups_total", policy_version=traffic.version, arm="phone") == 1
     assert_services_agree_with_stats(s, _stats(traffic.client))
-
-
-def test_service_families_answer_without_traffic(database_url: str) -> None:
-    db = Database(database_url)
-    try:
-        s = Scrape(Metrics(db, cache_seconds=0).render().decode())
-    finally:
-        db.dispose()
-    assert s.families["verifyd_verify_verifications"].type == "counter"
-    assert s.families["verifyd_verify_time_to_verify_seconds"].type == "histogram"
-    assert s.series("verifyd_verify_verifications_total") == {}

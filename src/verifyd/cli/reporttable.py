@@ -49,16 +49,21 @@ def _interval(r: dict[str, Any]) -> str:
     return f"{r['rate'] * 100:.1f} [{low * 100:.1f}, {high * 100:.1f}]"
 
 
+#: The message rows of an arm's and of a Verify service's tables (the same figures).
+MESSAGE_ROWS: tuple[tuple[str, Cell], ...] = (
+    ("messages sent", lambda a, _: _n(a["messages"]["sent"])),
+    ("resends", lambda a, _: _n(a["messages"]["resends"])),
+    ("delivered", lambda a, _: _n(a["messages"]["delivered"])),
+    ("failed", lambda a, _: _n(a["messages"]["failed"])),
+)
+
 ROWS: tuple[tuple[str, Cell], ...] = (
     ("exposures", lambda a, _: _n(a["exposures"])),
     ("signups", lambda a, _: _n(a["signups"])),
     ("signups / exposure", lambda a, _: _pct(a["signups_per_exposure"])),
     ("blocked", lambda a, _: _n(a["blocked"]["total"])),
     ("suspect", lambda a, _: _with_rate(a["suspect"])),
-    ("messages sent", lambda a, _: _n(a["messages"]["sent"])),
-    ("resends", lambda a, _: _n(a["messages"]["resends"])),
-    ("delivered", lambda a, _: _n(a["messages"]["delivered"])),
-    ("failed", lambda a, _: _n(a["messages"]["failed"])),
+    *MESSAGE_ROWS,
     ("verified", lambda a, _: _n(a["conversion"]["count"])),
     ("conversion % [95 %]", lambda a, _: _interval(a["conversion"])),
     ("time to verify p50", lambda a, _: _seconds(a["time_to_verify"]["p50"])),
@@ -81,10 +86,7 @@ SERVICE_ROWS: tuple[tuple[str, Cell], ...] = (
     ("canceled", lambda f, _: _n(f["canceled"])),
     ("expired", lambda f, _: _n(f["expired"])),
     ("pending", lambda f, _: _n(f["pending"])),
-    ("messages sent", lambda f, _: _n(f["messages"]["sent"])),
-    ("resends", lambda f, _: _n(f["messages"]["resends"])),
-    ("delivered", lambda f, _: _n(f["messages"]["delivered"])),
-    ("failed", lambda f, _: _n(f["messages"]["failed"])),
+    *MESSAGE_ROWS,
     ("checks incorrect", lambda f, _: _n(f["checks"]["incorrect"])),
     ("checks per approval", lambda f, _: _f2(f["checks"]["per_approval"])),
     ("cost total", lambda f, cur: _money(f["cost"]["total"], cur)),
