@@ -241,6 +241,7 @@ def test_nothing_to_report_yet(report: Report) -> None:
         (["--since", "2026-12-02T00:00:00Z", "--until", "2026-12-01T00:00:00Z"], "--until"),
         (["--compare", "3"], "two versions"),
         (["--compare", "a,b"], "not a policy version"),
+        (["--compare", "0,1"], "the Verify services have their own section"),
         (["--policy-version", "0"], "not a policy version"),
         (["--format", "xml"], "invalid choice"),
     ],

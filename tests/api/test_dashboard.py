@@ -270,7 +270,15 @@ def test_the_overview_shows_the_stats_of_the_version_in_force(client: TestClient
 
 @pytest.mark.parametrize(
     "query",
-    ["version=abc", "version=0", "version=99999999999", "compare=1", "compare=x,y", "version=١"],
+    [
+        "version=abc",
+        "version=0",
+        "version=99999999999",
+        "compare=1",
+        "compare=x,y",
+        "compare=0,1",
+        "version=١",
+    ],
 )
 def test_bad_queries_get_a_clear_page_not_a_500(client: TestClient, query: str) -> None:
     _login(client, _key(client))
