@@ -14,8 +14,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from support.api import admin_headers, latest_code, runtime, set_policy, signup
+from support.verify_services import seed_services
 from test_cli import CLI_SECRET, run_main
 from verifyd import rollup
+from verifyd.db import Database
 from verifyd.models import utcnow
 from verifyd.settings import Settings
 
@@ -239,6 +241,7 @@ def test_nothing_to_report_yet(report: Report) -> None:
         (["--since", "2026-12-02T00:00:00Z", "--until", "2026-12-01T00:00:00Z"], "--until"),
         (["--compare", "3"], "two versions"),
         (["--compare", "a,b"], "not a policy version"),
+        (["--compare", "0,1"], "the Verify services have their own section"),
         (["--policy-version", "0"], "not a policy version"),
         (["--format", "xml"], "invalid choice"),
     ],
@@ -247,3 +250,43 @@ def test_bad_input_exits_2_with_a_message(report: Report, args: list[str], menti
     code, out, err = report(*args)
     assert (code, out) == (2, "")
     assert mention in err and "Traceback" not in err
+
+
+def test_the_verify_services_follow_the_policies(priced: TestClient, report: Report) -> None:
+    first, split = _traffic(priced)
+    acme, beta = seed_services(runtime(priced).db)
+    code, out, err = report()
+    assert (code, err) == (0, ""), err
+    lines = out.splitlines()
+    assert all(len(line) <= 80 for line in lines), max(lines, key=len)
+    assert "Policy version 0" not in out
+    assert out.index(f"Policy version {first}") < out.index("Verify services:")
+    section = out[out.index(f"Verify service Acme ({acme.sid})") :]
+    assert f"Verify service Beta ({beta.sid}), deleted " in section
+    acme_table = section[: section.index("Verify service Beta")].splitlines()
+    row = {line.split("  ")[0]: line.split() for line in acme_table if "  " in line}
+    assert row[""] == ["email", "sms", "all"]
+    assert row["started"][-3:] == ["3", "4", "7"]
+    assert row["approved"][-3:] == ["1", "2", "3"]
+    assert row["max attempts"][-3:] == ["0", "1", "1"]
+    assert "- Time to verify: p50 18 s, p90 20 s." in section
+    assert "- Refused: 2 (sms_budget_prefix 2)." in section
+    code, out, _ = report("--format", "json")
+    mine, served = json.loads(out), _api(priced)
+    del mine["generated_at"], served["generated_at"]
+    assert mine == served
+    assert [s["sid"] for s in mine["verify_services"]] == [acme.sid, beta.sid]
+    code, out, _ = report("--format", "csv")
+    assert code == 0 and acme.sid not in out and acme.stats_key not in out
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_only_verify_services_is_something_to_report(database_url: str, report: Report) -> None:
+    db = Database(database_url)
+    try:
+        acme, _ = seed_services(db)
+    finally:
+        db.dispose()
+    code, out, _ = report()
+    assert code == 0 and not out.startswith("Nothing to report yet")
+    assert f"Verify service Acme ({acme.sid})" in out and "Policy version" not in out

@@ -415,3 +415,7 @@ def test_metrics_without_traffic_still_answer(database_url: str) -> None:
     assert s.families["verifyd_signups"].type == "counter"
     assert s.families["verifyd_labelled_accounts"].type == "gauge"
     assert s.families["verifyd_time_to_verify_seconds"].type == "histogram"
+    # The Verify services' families are there too, without a series yet.
+    assert s.families["verifyd_verify_verifications"].type == "counter"
+    assert s.families["verifyd_verify_time_to_verify_seconds"].type == "histogram"
+    assert s.series("verifyd_verify_verifications_total") == {}

@@ -17,7 +17,10 @@ Two kinds of figure, kept apart because they agree across workers in different w
   every worker's are summed.
 
 Labels are channels, message kinds, arms, policy versions, providers, buckets, signals
-and reasons: never a phone number, an address or an id.
+and reasons, and the sid of a Verify service (a handful per deployment, like the arms):
+never a phone number, an address or an account's or a verification's id. The Verify
+services' counters (policy version 0 in the rollup) have families of their own,
+``verifyd_verify_*`` by ``service`` and ``channel`` (Twilio's name), never a policy arm.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from prometheus_client.exposition import generate_latest
 from prometheus_client.metrics_core import (
@@ -37,8 +40,9 @@ from prometheus_client.metrics_core import (
 )
 from sqlalchemy import and_, func, select
 
-from verifyd import breakers, processmetrics, rollup
+from verifyd import breakers, processmetrics, rollup, service_counters, service_metrics
 from verifyd.models import Message, table_of, utcnow
+from verifyd.service_counters import Service
 
 if TYPE_CHECKING:
     from verifyd.db import Database
@@ -131,6 +135,7 @@ class Metrics:
         queued = _m.status == "queued"
         with self._db.read() as conn:
             counts = rollup.read(conn)
+            services = service_counters.services(conn)
             outbox = conn.execute(
                 select(
                     func.count().filter(queued),
@@ -139,7 +144,7 @@ class Metrics:
                 )
             ).one()
             tripped = breakers.counts(conn, utcnow())
-        families = rollup_families(counts)
+        families = rollup_families(counts, services)
         trips = CounterMetricFamily(
             "verifyd_sms_breaker_trips_total",
             "SMS-pumping breakers tripped, by scope (prefix or country).",
@@ -164,8 +169,16 @@ class Metrics:
         return families
 
 
-def rollup_families(counts: dict[tuple[int, str], dict[str, int]]) -> list[Metric]:
-    """The business families of ``rollup.read``'s answer (summed over every hour)."""
+def rollup_families(
+    counts: dict[tuple[int, str], dict[str, int]], services: dict[str, Service]
+) -> list[Metric]:
+    """The business families of ``rollup.read``'s answer (summed over every hour).
+
+    Args:
+        counts: ``rollup.read``'s answer.
+        services: The Verify services by ``stats_key`` (``service_counters.services``).
+    """
+    counts, by_service = service_counters.split(counts)
     arms = sorted(counts)
     families: list[Metric] = []
     for family, counter, doc in _SCALARS:
@@ -206,20 +219,35 @@ def rollup_families(counts: dict[tuple[int, str], dict[str, int]]) -> list[Metri
                 checks.add_metric([*_arm_labels(key), channel, outcome], n)
         for value, n in _suffixed(c, "label.").items():
             labelled.add_metric([*_arm_labels(key), value], n)
-    families += [sent, checks, labelled, _time_to_verify(counts, arms)]
+    ttv = [(_arm_labels(key), counts[key]) for key in arms]
+    families += [sent, checks, labelled]
+    families.append(
+        _time_to_verify("verifyd_time_to_verify_seconds", "Signup to activation", _ARM, ttv)
+    )
+    sids = service_metrics.sids(by_service, services)
+    families += service_metrics.families(by_service, sids)
+    ttv = [([sids[key]], by_service[key]) for key in sorted(by_service)]
+    families.append(
+        _time_to_verify(
+            "verifyd_verify_time_to_verify_seconds", "Start to approval", ["service"], ttv
+        )
+    )
     return families
 
 
-def _time_to_verify(counts: dict[tuple[int, str], dict[str, int]], arms: list[Any]) -> Metric:
+def _time_to_verify(
+    name: str, what: str, labels: list[str], series: list[tuple[list[str], dict[str, int]]]
+) -> Metric:
+    """A histogram of ``ttv.<bucket>`` counters, one per (label values, counters)."""
     edges = rollup.TTV_EDGES
     metric = HistogramMetricFamily(
-        "verifyd_time_to_verify_seconds",
-        "Signup to activation. The rollup keeps buckets only: _sum is approximate, each "
-        f"activation counted at its bucket's midpoint (past {edges[-1]} s, at {edges[-1]} s).",
-        labels=_ARM,
+        name,
+        f"{what}. The rollup keeps buckets only: _sum is approximate, each one counted at "
+        f"its bucket's midpoint (past {edges[-1]} s, at {edges[-1]} s).",
+        labels=labels,
     )
-    for key in arms:
-        ttv = {int(k): n for k, n in _suffixed(counts[key], "ttv.").items() if k.isdigit()}
+    for values, c in series:
+        ttv = {int(k): n for k, n in _suffixed(c, "ttv.").items() if k.isdigit()}
         buckets: list[tuple[str, float]] = []
         seen, total = 0, 0.0
         for i, edge in enumerate(edges):
@@ -229,7 +257,7 @@ def _time_to_verify(counts: dict[tuple[int, str], dict[str, int]], arms: list[An
             buckets.append((str(float(edge)), seen))
         beyond = sum(n for i, n in ttv.items() if i >= len(edges))
         buckets.append(("+Inf", seen + beyond))
-        metric.add_metric(_arm_labels(key), buckets, total + beyond * edges[-1])
+        metric.add_metric(values, buckets, total + beyond * edges[-1])
     return metric
 
 

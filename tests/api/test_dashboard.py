@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from support.api import runtime, set_policy, signup, stats
+from support.verify_services import seed_services
 from verifyd.app import create_app
 from verifyd.settings import Settings
 
@@ -269,7 +270,15 @@ def test_the_overview_shows_the_stats_of_the_version_in_force(client: TestClient
 
 @pytest.mark.parametrize(
     "query",
-    ["version=abc", "version=0", "version=99999999999", "compare=1", "compare=x,y", "version=١"],
+    [
+        "version=abc",
+        "version=0",
+        "version=99999999999",
+        "compare=1",
+        "compare=x,y",
+        "compare=0,1",
+        "version=١",
+    ],
 )
 def test_bad_queries_get_a_clear_page_not_a_500(client: TestClient, query: str) -> None:
     _login(client, _key(client))
@@ -283,3 +292,20 @@ def test_an_oversized_form_is_refused_unread(client: TestClient) -> None:
     r = client.post("/admin/policy", data={"csrf": csrf, "mode": "email", "pad": "x" * 20000})
     assert r.status_code == 413
     assert runtime(client).policies.current().version == 1
+
+
+def test_the_overview_lists_the_verify_services(client: TestClient) -> None:
+    page = _login(client, _key(client))
+    assert 'id="services"' not in page
+    acme, beta = seed_services(runtime(client).db)
+    page = client.get("/admin").text
+    assert "Policy version 0" not in page
+    rows = re.findall(r'<tr data-service="([^"]*)" data-channel="([^"]*)">(.*?)</tr>', page, re.S)
+    assert [(sid, channel) for sid, channel, _ in rows] == [
+        (acme.sid, "email"),
+        (acme.sid, "sms"),
+        (beta.sid, "sms"),
+    ]
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", rows[1][2], re.S)
+    assert cells[1:4] == ["sms", "4", "2"] and cells[5] == "1"
+    assert "(deleted)" in rows[2][2] and "(deleted)" not in rows[0][2]

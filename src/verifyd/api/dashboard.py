@@ -200,6 +200,7 @@ def overview(request: Request) -> Response:
         "section": views.version_view(shown, currency) if shown and not pair else None,
         "compared": views.compare_view(report["compare"], currency) if pair else None,
         "compare_raw": raw_compare,
+        "services": report["verify_services"],
         "currency": currency,
         "generated_at": report["generated_at"],
         "error": error,

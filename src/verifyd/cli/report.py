@@ -71,8 +71,10 @@ def add_parsers(sub: Any) -> None:
             "Print what GET /v1/admin/stats returns: per policy version and arm the funnel "
             "(exposures, signups, messages, verified), time to verify, cost, suspect and "
             "confirmed-fake rates, and for a split (or --compare) the differences with "
-            "their intervals, p-values and a verdict. Times select signups by the hour (UTC); "
-            "csv carries the figures per version and arm, without the comparisons."
+            "their intervals, p-values and a verdict; then the Verify services of the "
+            "Twilio-compatible API (/v2), per channel. Times select signups (and /v2 "
+            "verifications) by the hour (UTC); csv carries the figures per version and arm, "
+            "without the comparisons or the Verify services."
         ),
     )
     p.add_argument(

@@ -49,16 +49,21 @@ def _interval(r: dict[str, Any]) -> str:
     return f"{r['rate'] * 100:.1f} [{low * 100:.1f}, {high * 100:.1f}]"
 
 
+#: The message rows of an arm's and of a Verify service's tables (the same figures).
+MESSAGE_ROWS: tuple[tuple[str, Cell], ...] = (
+    ("messages sent", lambda a, _: _n(a["messages"]["sent"])),
+    ("resends", lambda a, _: _n(a["messages"]["resends"])),
+    ("delivered", lambda a, _: _n(a["messages"]["delivered"])),
+    ("failed", lambda a, _: _n(a["messages"]["failed"])),
+)
+
 ROWS: tuple[tuple[str, Cell], ...] = (
     ("exposures", lambda a, _: _n(a["exposures"])),
     ("signups", lambda a, _: _n(a["signups"])),
     ("signups / exposure", lambda a, _: _pct(a["signups_per_exposure"])),
     ("blocked", lambda a, _: _n(a["blocked"]["total"])),
     ("suspect", lambda a, _: _with_rate(a["suspect"])),
-    ("messages sent", lambda a, _: _n(a["messages"]["sent"])),
-    ("resends", lambda a, _: _n(a["messages"]["resends"])),
-    ("delivered", lambda a, _: _n(a["messages"]["delivered"])),
-    ("failed", lambda a, _: _n(a["messages"]["failed"])),
+    *MESSAGE_ROWS,
     ("verified", lambda a, _: _n(a["conversion"]["count"])),
     ("conversion % [95 %]", lambda a, _: _interval(a["conversion"])),
     ("time to verify p50", lambda a, _: _seconds(a["time_to_verify"]["p50"])),
@@ -69,6 +74,23 @@ ROWS: tuple[tuple[str, Cell], ...] = (
     ("cost per verified", lambda a, cur: _money(a["cost"]["per_verified"], cur)),
     ("fake labelled", lambda a, _: _n(a["labels"]["fake"])),
     ("fake among verified", lambda a, _: _with_rate(a["labels"]["fake_rate"])),
+)
+
+
+#: The rows of a Verify service's table, one column per channel and one for all of them.
+SERVICE_ROWS: tuple[tuple[str, Cell], ...] = (
+    ("started", lambda f, _: _n(f["started"])),
+    ("approved", lambda f, _: _n(f["approved"])),
+    ("conversion % [95 %]", lambda f, _: _interval(f["conversion"])),
+    ("max attempts", lambda f, _: _n(f["max_attempts"])),
+    ("canceled", lambda f, _: _n(f["canceled"])),
+    ("expired", lambda f, _: _n(f["expired"])),
+    ("pending", lambda f, _: _n(f["pending"])),
+    *MESSAGE_ROWS,
+    ("checks incorrect", lambda f, _: _n(f["checks"]["incorrect"])),
+    ("checks per approval", lambda f, _: _f2(f["checks"]["per_approval"])),
+    ("cost total", lambda f, cur: _money(f["cost"]["total"], cur)),
+    ("cost per approved", lambda f, cur: _money(f["cost"]["per_approved"], cur)),
 )
 
 
@@ -104,9 +126,35 @@ def _grid(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines
 
 
-def _arms(labels: list[str], summaries: list[dict[str, Any]], currency: str) -> list[str]:
-    rows = [[name] + [cell(s, currency) for s in summaries] for name, cell in ROWS]
+def _arms(
+    labels: list[str],
+    summaries: list[dict[str, Any]],
+    currency: str,
+    cells: tuple[tuple[str, Cell], ...] = ROWS,
+) -> list[str]:
+    rows = [[name] + [cell(s, currency) for s in summaries] for name, cell in cells]
     return _grid(["", *labels], rows)
+
+
+def _service(s: dict[str, Any], currency: str) -> list[str]:
+    """One Verify service: its name, a column per channel (and ``all``), what has no channel."""
+    text = f"Verify service {s['friendly_name'] or '(unknown)'} ({s['sid'] or 'no sid'})"
+    if s["deleted_at"] is not None:
+        text += f", deleted {_iso(s['deleted_at'])}"
+    lines = [*_wrap(text), ""]
+    columns, labels = list(s["channels"]), [c["channel"] for c in s["channels"]]
+    if len(columns) > 1:
+        columns.append(s["total"])
+        labels.append("all")
+    lines += _arms(labels, columns, currency, SERVICE_ROWS)
+    ttv, blocked = s["time_to_verify"], s["blocked"]
+    if ttv["count"]:
+        text = f"Time to verify: p50 {_seconds(ttv['p50'])}, p90 {_seconds(ttv['p90'])}."
+        lines += _wrap(text, "- ")
+    if blocked["total"]:
+        reasons = ", ".join(f"{r} {n:,}" for r, n in blocked["by_reason"].items())
+        lines += _wrap(f"Refused: {blocked['total']:,} ({reasons}).", "- ")
+    return [*lines, ""]
 
 
 def _p(value: float | None) -> str:
@@ -178,7 +226,8 @@ def table(answer: dict[str, Any]) -> str:
     window = "".join(
         f" {word} {_iso(answer[word])}" for word in ("since", "until") if answer[word] is not None
     )
-    if not answer["versions"] and not has_compare:
+    services = answer.get("verify_services") or []
+    if not answer["versions"] and not has_compare and not services:
         return f"Nothing to report yet: no exposures or signups{window or ' so far'}.\n"
     lines = _wrap(f"Signups{window or ' of all time'}; costs in {currency or 'no prices set'}.")
     lines.append("")
@@ -198,6 +247,11 @@ def table(answer: dict[str, Any]) -> str:
         summaries = [compared["a_summary"], compared["b_summary"]]
         lines += _arms([compared["a"], compared["b"]], summaries, currency)
         lines += _comparison(compared)
+    if services:
+        text = f"Verify services: verifications started through /v2{window or ' of all time'}."
+        lines += [*_wrap(text), ""]
+    for service in services:
+        lines += _service(service, currency)
     return "\n".join(lines).rstrip("\n") + "\n"
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from verifyd.significance import srm
 from verifyd.verdicts import verdict
+from verifyd.verify_models import STATS_VERSION
 
 #: The rates compared: (key, the phrase a verdict uses, where the summary keeps the rate).
 METRICS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
@@ -116,11 +117,17 @@ def parse_side(spec: str) -> tuple[int, str | None]:
     """``"5"`` or ``"5:phone"`` as (version, arm or None).
 
     Raises:
-        ValueError: not a version number, optionally with an arm.
+        ValueError: not a version number (from 1), optionally with an arm.
     """
     version, _, arm = spec.strip().partition(":")
-    if not version.isdigit():
+    if not version.isdigit() or not version.isascii():
         raise ValueError(f"not a policy version: {spec!r}")
+    if int(version) == STATS_VERSION:
+        # Version 0 holds the Verify services' counters, which are no policy's arms.
+        raise ValueError(
+            f"not a policy version: {spec!r} (versions start at 1; the Verify services "
+            "have their own section, verify_services)"
+        )
     return int(version), (arm or None)
 
 
