@@ -11,9 +11,11 @@ import re
 from typing import Any
 
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from support.api import admin_headers, runtime
 from support.verify import basic, create_service, start, twilio_error, verify_key
+from verifyd.models import VerifyService, table_of
 
 PHONE = "+1 202 555 0142"
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -95,3 +97,19 @@ def test_the_surface_can_be_switched_off(make_settings: Any, make_client: Any) -
     r = client.post("/v2/Services", data={"FriendlyName": "x"}, headers=auth)
     assert r.status_code == 404
     assert r.headers["content-type"] == "application/problem+json"  # not mounted at all
+
+
+def test_a_service_account_row_is_nobody_s_account(client: TestClient) -> None:
+    auth = verify_key(client)
+    va = create_service(client, auth)["sid"]
+    with runtime(client).db.read() as conn:
+        account_id = conn.execute(
+            select(table_of(VerifyService).c.account_id).where(table_of(VerifyService).c.sid == va)
+        ).scalar_one()
+    assert client.get(f"/v1/accounts/{account_id}").status_code == 404
+    r = client.post(
+        f"/v1/admin/accounts/{account_id}/labels",
+        json={"label": "fake"},
+        headers=admin_headers(client),
+    )
+    assert r.status_code == 404, r.text

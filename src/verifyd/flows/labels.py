@@ -20,6 +20,7 @@ from verifyd import rollup
 from verifyd.db import Database
 from verifyd.errors import NotFound
 from verifyd.models import Account, AccountLabel, table_of, utcnow
+from verifyd.verify_models import SERVICE_ACCOUNT
 
 Label = Literal["fake", "genuine"]
 LABELS: tuple[Label, ...] = ("fake", "genuine")
@@ -104,7 +105,7 @@ class Labels:
             .where(_a.c.id == req.account_id)
             .with_for_update()
         ).first()
-        if account is None:
+        if account is None or account.status == SERVICE_ACCOUNT:  # a Verify service's own row
             return None
         conn.execute(
             insert(_l).values(

@@ -12,6 +12,7 @@ from verifyd.codes import hash_token, well_formed
 from verifyd.db import Database
 from verifyd.errors import NotFound
 from verifyd.flows.confirm import MAX_TOKEN_LENGTH
+from verifyd.verify_models import SERVICE_ACCOUNT
 
 
 class Lookup:
@@ -34,7 +35,11 @@ class Lookup:
         if well_formed(account_id):
             with self._db.read() as conn:
                 accounts = sql.accounts
-                row = conn.execute(select(accounts).where(accounts.c.id == account_id)).first()
+                row = conn.execute(
+                    select(accounts).where(
+                        accounts.c.id == account_id, accounts.c.status != SERVICE_ACCOUNT
+                    )
+                ).first()
         if row is None:
             raise NotFound("account_not_found", "no account with this id")
         view = views.account(row)
