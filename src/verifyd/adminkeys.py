@@ -213,17 +213,23 @@ class AdminKeys:
 
         Raises:
             TwilioError: 20003, 401 for missing or invalid credentials, 403 for a valid
-                admin key (``/v2`` takes verify-scoped credentials only).
+                admin key, as a Bearer token or in either Basic field (``/v2`` takes
+                verify-scoped credentials only).
         """
         account_sid = self._verify_key(authorization)
         if account_sid is not None:
             return account_sid
-        try:
-            self.identify(authorization)
-        except (Unauthorized, Forbidden):
-            raise authenticate() from None
-        raise authenticate(403, "Authenticate: an admin key cannot use /v2; create a key with "
-                                "--scope verify")  # fmt: skip
+        # An admin key is told why, whether it comes as a Bearer token or as either half
+        # of the Basic credentials the SDK sends (``Client(sid, token)`` sends nothing else).
+        halves = [p for p in basic(authorization) or () if p.startswith("vdk_")]
+        for candidate in [authorization, *(f"Bearer {p}" for p in halves)]:
+            try:
+                self.identify(candidate)
+            except (Unauthorized, Forbidden):
+                continue
+            raise authenticate(403, "Authenticate: an admin key cannot use /v2; create a key "
+                                    "with --scope verify")  # fmt: skip
+        raise authenticate()
 
     def _verify_key(self, authorization: str | None) -> str | None:
         """The account SID, when the header holds a live verify key's Basic credentials."""

@@ -32,6 +32,18 @@ class _ThreadServer(uvicorn.Server):
         yield
 
 
+def bind_loopback() -> socket.socket:
+    """A TCP socket bound to a free port of 127.0.0.1, not yet listening.
+
+    Bind one first to know the server's URL before the app is built (an app whose
+    ``public_base_url`` must be its own address), then hand it to :class:`LiveServer`.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
 class LiveServer:
     """Run an ASGI application with uvicorn on 127.0.0.1 and a free port.
 
@@ -39,16 +51,21 @@ class LiveServer:
     window in which another process could grab the port. Usable as a context manager.
     """
 
-    def __init__(self, app: Any, *, log_level: str = "warning") -> None:
+    def __init__(
+        self, app: Any, *, log_level: str = "warning", sock: socket.socket | None = None
+    ) -> None:
         """Prepare (but do not start) the server.
 
         Args:
             app: The ASGI application, e.g. a FastAPI instance.
             log_level: uvicorn log level.
+            sock: A socket from :func:`bind_loopback` to serve on (the server takes it
+                over and closes it on :meth:`stop`); by default one is bound at start.
         """
         self.app = app
         self.log_level = log_level
         self.host = "127.0.0.1"
+        self._given = sock
         self._sock: socket.socket | None = None
         self._port: int | None = None
         self._server: _ThreadServer | None = None
@@ -76,9 +93,7 @@ class LiveServer:
         """
         if self._thread is not None:
             raise RuntimeError("LiveServer already started")
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, 0))
+        sock, self._given = (self._given or bind_loopback()), None
         self._sock = sock
         self._port = sock.getsockname()[1]
         config = uvicorn.Config(
