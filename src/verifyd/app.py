@@ -146,24 +146,57 @@ def create_app(settings: Settings, *, registry: Registry | None = None) -> FastA
     return app
 
 
+#: The tags of ``openapi.yaml``, in the order a reader meets them.
+TAGS = [
+    {"name": "public", "description": "What a signup frontend calls: the policy, the "
+     "signup, checks, resends and the email link. No credentials."},
+    {"name": "sandbox", "description": "What the sandbox delivered (sandbox on only)."},
+    {"name": "admin", "description": "The operator's API: policy, outbox, breakers, stats, "
+     "labels. `Authorization: Bearer vdk_…` (an admin-scoped key)."},
+    {"name": "providers", "description": "Callbacks from delivery providers (Twilio's "
+     "status callbacks, signed)."},
+    {"name": "twilio", "description": "The Twilio Verify-compatible API, for the official "
+     "`twilio` SDK: form-encoded requests, snake_case JSON, Twilio's error body and codes. "
+     "HTTP Basic with a verify-scoped key (`verifyd admin-key create --scope verify`). "
+     "Off with `VERIFYD_TWILIO_COMPAT=false`. Guide: docs/twilio.md."},
+    {"name": "ops", "description": "Probes and metrics."},
+]  # fmt: skip
+#: The admin API's security scheme.
+ADMIN_KEY = "adminKey"
+
+
 def _openapi(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's document, with every error answer documented as problem+json."""
+    """FastAPI's document, with every error answer documented as problem+json.
+
+    Under ``/v2`` the errors are Twilio's body instead (``twilio.document``). The admin
+    API and ``/v2`` name their security schemes.
+    """
     if app.openapi_schema:
         return app.openapi_schema
     schema = get_openapi(
-        title=app.title, version=app.version, summary=app.summary, routes=app.routes
+        title=app.title, version=app.version, summary=app.summary, routes=app.routes, tags=TAGS
     )
     problem_ref = {"$ref": "#/components/schemas/Problem"}
-    for path_item in schema["paths"].values():
+    for path, path_item in schema["paths"].items():
+        if twilio.under(path):
+            continue
         for operation in path_item.values():
+            if path.startswith(admin.router.prefix + "/"):
+                operation["security"] = [{ADMIN_KEY: []}]
             for status, answer in operation.get("responses", {}).items():
                 if status.isdigit() and int(status) >= 400:
                     answer["content"] = {"application/problem+json": {"schema": problem_ref}}
                     if status == "422":
                         answer["description"] = "Invalid request (problem+json with `errors`)"
-    components = schema.get("components", {}).get("schemas", {})
+    components = schema.setdefault("components", {})
     for unused in ("HTTPValidationError", "ValidationError"):
-        components.pop(unused, None)
+        components.get("schemas", {}).pop(unused, None)
+    components.setdefault("securitySchemes", {})[ADMIN_KEY] = {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An admin-scoped key, `vdk_…` (`verifyd admin-key create`).",
+    }
+    twilio.document(schema)
     app.openapi_schema = schema
     return schema
 
