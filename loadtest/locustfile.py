@@ -1,4 +1,4 @@
-"""Locust users for verifyd: the SMS flow, the email flow, wrong guesses and resends, stats reads.
+"""Locust users for verifyd: SMS and email flows, wrong guesses, resends, stats, Twilio's API.
 
 Every destination is a sandbox destination, so a run never reaches a phone or a mailbox:
 phone numbers ``+9992`` followed by 11 digits (no country's code: the server must be told
@@ -33,19 +33,35 @@ every signup sends a code; ``--processes N`` works as it is.
        KEY=$(VERIFYD_DATABASE_URL=sqlite:///var/loadtest.db \\
              .venv/bin/verifyd admin-key create --name loadtest)
 
-3. Run it headless (``pip install -e '.[loadtest]'`` installs Locust)::
+3. A verify-scoped credential, for the Twilio-shaped users (what an application on the
+   ``twilio`` SDK is given). The command prints two lines, ``TWILIO_ACCOUNT_SID=AC…`` and
+   ``TWILIO_AUTH_TOKEN=…``, the names the SDK reads; ``set -a`` exports them to Locust::
+
+       set -a
+       eval "$(VERIFYD_DATABASE_URL=sqlite:///var/loadtest.db \\
+               .venv/bin/verifyd admin-key create --name loadtest-verify --scope verify)"
+       set +a
+
+4. Run it headless (``pip install -e '.[loadtest]'`` installs Locust)::
 
        VERIFYD_LOADTEST_FIXED_CODE=1234 VERIFYD_LOADTEST_ADMIN_KEY=$KEY \\
        .venv/bin/locust -f loadtest/locustfile.py --headless -u 50 -r 10 -t 60s \\
            --host http://127.0.0.1:8000 --only-summary
 
-   Locust exits 1 if any request failed. Leave out ``--headless`` for its web UI.
+   Locust exits 1 if any request failed. Leave out ``--headless`` for its web UI. Name
+   classes after the options to run only them (``… --only-summary TwilioVerifyUser``).
 
 This file reads (none is a verifyd setting; the server never sees them):
 
 - ``VERIFYD_LOADTEST_FIXED_CODE``: the server's ``VERIFYD_SANDBOX_FIXED_CODE``. With it the
   SMS flow checks that code without reading the inbox; without it, it reads the code from
   ``GET /v1/sandbox/messages`` as an app's test suite would. The mix always reads the inbox.
+  The sandbox sends the fixed code only for codes of its length: the Twilio users create
+  their service with that ``CodeLength``, and read the inbox for a service of another.
+- ``TWILIO_ACCOUNT_SID`` and ``TWILIO_AUTH_TOKEN``: a verify-scoped credential (step 3).
+  Without both there are no Twilio-shaped users.
+- ``VERIFYD_LOADTEST_SERVICE_SID``: a Verify service (``VA…``) of that credential for the
+  Twilio users to use; without it, each Locust process creates one when it starts.
 - ``VERIFYD_LOADTEST_ADMIN_KEY``: an admin key. Without it there are no stats reads and
   the policy is left as it is.
 - ``VERIFYD_LOADTEST_WAIT_SECONDS`` (default 1): each user's mean pause between two flows,
@@ -63,6 +79,15 @@ The users, each flow one task, every request named by its route so the table gro
   attempt spent on wrong codes, after which a check and a resend get
   ``409 verification_closed``. Those refusals are what the contract promises, so they
   count as successes; any other answer is a failure.
+- ``TwilioVerifyUser`` (weight 2, with a verify-scoped credential only): an application
+  on Twilio Verify's API (``/v2``, form bodies, HTTP Basic). The first user of a process
+  creates the service (``POST /v2/Services``; or reads the given one, ``GET
+  /v2/Services/{sid}``) and the others wait for it. Then ``POST
+  /v2/Services/{sid}/Verifications`` (``To``, ``Channel=sms``: ``201``, ``pending``), the
+  code, ``POST /v2/Services/{sid}/VerificationCheck`` (``To``, ``Code``: ``200``,
+  ``approved``, ``valid`` true); and one time in four a wrong code first, which Twilio
+  answers ``200`` ``pending`` with ``valid`` false, then the right one by
+  ``VerificationSid``.
 - ``StatsReader`` (one user, with an admin key only): ``GET /v1/admin/stats`` every few
   seconds, as an operator's dashboard would.
 
@@ -78,19 +103,25 @@ import json
 import logging
 import os
 import secrets
+import threading
 import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 from locust import FastHttpUser, between, events, task
 from locust.env import Environment
+from locust.exception import StopUser
 from locust.runners import WorkerRunner
 
 FIXED_CODE = os.environ.get("VERIFYD_LOADTEST_FIXED_CODE") or None
 ADMIN_KEY = os.environ.get("VERIFYD_LOADTEST_ADMIN_KEY") or None
 WAIT_SECONDS = float(os.environ.get("VERIFYD_LOADTEST_WAIT_SECONDS") or 1)
+#: A verify-scoped credential, under the names the ``twilio`` SDK reads.
+ACCOUNT_SID = os.environ.get("TWILIO_ACCOUNT_SID") or None
+AUTH_TOKEN = os.environ.get("TWILIO_AUTH_TOKEN") or None
+SERVICE_SID = os.environ.get("VERIFYD_LOADTEST_SERVICE_SID") or None
 
 #: The sandbox pattern the server needs: ``VERIFYD_SANDBOX_PATTERNS='^\+9992\d{11}$'``.
 #: (bench/ uses +9990 and +9991, so a database both touched never mixes their numbers.)
@@ -143,15 +174,18 @@ fresh = _Fresh()
 
 @dataclass
 class Answer:
-    """What a request got: its status, its JSON body ({} if none), its problem code."""
+    """What a request got: its status, its JSON body ({} if none), its error code."""
 
     status: int
     body: dict[str, Any] = field(default_factory=dict)
 
     @property
     def code(self) -> str | None:
+        """The problem's code (``code_incorrect``), or Twilio's as text (``60202``)."""
         code = self.body.get("code")
-        return code if isinstance(code, str) else None
+        if isinstance(code, bool) or not isinstance(code, str | int):
+            return None
+        return str(code)
 
 
 def _body(text: str | None) -> dict[str, Any]:
@@ -180,7 +214,9 @@ class VerifydUser(FastHttpUser):
         name: str,
         ok: Iterable[int | tuple[int, str]] = (200,),
         json_body: dict[str, Any] | None = None,
+        form: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
         valid: Valid | None = None,
     ) -> Answer | None:
         """Send one request; it succeeds if its answer is one of ``ok`` (and ``valid``).
@@ -192,15 +228,28 @@ class VerifydUser(FastHttpUser):
             ok: The answers expected: a status, or a ``(status, problem code)`` pair for
                 a refusal the contract promises.
             json_body: A JSON body to send.
+            form: A form to send (``application/x-www-form-urlencoded``), as ``/v2`` takes.
             headers: Extra request headers.
+            auth: HTTP Basic credentials.
             valid: Checks the body of a 2xx answer.
 
         Returns:
             The answer, or ``None`` when it was not expected (counted as a failure).
         """
         expected = set(ok)
+        data = None
+        if form is not None:
+            data = urlencode(form)
+            headers = {**(headers or {}), "content-type": "application/x-www-form-urlencoded"}
         with self.client.request(
-            method, path, name=name, json=json_body, headers=headers, catch_response=True
+            method,
+            path,
+            name=name,
+            json=json_body,
+            data=data,
+            headers=headers,
+            auth=auth,
+            catch_response=True,
         ) as resp:
             status = resp.status_code or 0
             content_type = (resp.headers or {}).get("content-type", "")
@@ -370,6 +419,128 @@ class MixUser(VerifydUser):
         # Locked: the right code is refused now, and a resend does not revive it.
         if self.check(vid, code, ok=[(409, "verification_closed")]) is not None:
             self.resend(vid, ok=[(409, "verification_closed")])
+
+
+class _Service:
+    """The Verify service this process's Twilio users share: created once, or the one given.
+
+    Created by the first user that starts (the others wait for it), in the process that
+    uses it: with ``--processes N`` each process has its own.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # gevent's, once Locust has patched the library
+        self._pid = -1
+        self.sid: str | None = None
+        self.code_length = 0
+
+    def ensure(self, user: TwilioVerifyUser) -> bool:
+        """Whether the service is known (made or read now if need be)."""
+        with self._lock:
+            if self._pid != os.getpid():
+                self._pid, self.sid = os.getpid(), None
+            if self.sid is None:
+                found = user.read_service(SERVICE_SID) if SERVICE_SID else user.create_service()
+                if found is not None:
+                    self.sid, self.code_length = found["sid"], int(found["code_length"])
+            return self.sid is not None
+
+
+service = _Service()
+
+
+def _twilio(status: str, valid: bool) -> Valid:
+    """Checks a verification or a check's answer: Twilio's ``status`` and ``valid``."""
+
+    def check(body: dict[str, Any]) -> str | None:
+        got = (body.get("status"), body.get("valid"))
+        return None if got == (status, valid) else f"status/valid {got}, not {(status, valid)}"
+
+    return check
+
+
+class TwilioVerifyUser(VerifydUser):
+    """An application on the official ``twilio`` SDK, pointed at verifyd's ``/v2``.
+
+    Form bodies, HTTP Basic with a verify-scoped credential (``TWILIO_ACCOUNT_SID`` and
+    ``TWILIO_AUTH_TOKEN``), Twilio's answers; runs only when both are given.
+    """
+
+    abstract = ACCOUNT_SID is None or AUTH_TOKEN is None
+    weight = 2
+
+    def on_start(self) -> None:
+        if not service.ensure(self):
+            raise StopUser()  # its request failed, and says why
+
+    @property
+    def _auth(self) -> tuple[str, str]:
+        assert ACCOUNT_SID is not None and AUTH_TOKEN is not None
+        return ACCOUNT_SID, AUTH_TOKEN
+
+    def create_service(self) -> dict[str, Any] | None:
+        """``POST /v2/Services``; the fixed code's length, so the sandbox sends that code."""
+        form = {"FriendlyName": "verifyd load test"}
+        if FIXED_CODE:
+            form["CodeLength"] = str(len(FIXED_CODE))
+        answer = self.call(
+            "POST", "/v2/Services", name="/v2/Services", ok=[201], form=form, auth=self._auth
+        )
+        return None if answer is None else answer.body
+
+    def read_service(self, sid: str) -> dict[str, Any] | None:
+        """``GET /v2/Services/{sid}``: a service the credential has, to reuse."""
+        answer = self.call("GET", f"/v2/Services/{sid}", name="/v2/Services/{sid}", auth=self._auth)
+        return None if answer is None else answer.body
+
+    def start_sms(self, to: str) -> dict[str, Any] | None:
+        """``POST …/Verifications`` by SMS: a new verification, pending."""
+        answer = self.call(
+            "POST",
+            f"/v2/Services/{service.sid}/Verifications",
+            name="/v2/Services/{sid}/Verifications",
+            ok=[201],
+            form={"To": to, "Channel": "sms"},
+            auth=self._auth,
+            valid=_twilio("pending", False),
+        )
+        return None if answer is None else answer.body
+
+    def code_for(self, to: str) -> str | None:
+        """The code sent to ``to``: the fixed one when the service's length fits it."""
+        if FIXED_CODE and len(FIXED_CODE) == service.code_length:
+            return FIXED_CODE
+        return self.inbox(to, "code")
+
+    def verification_check(self, form: dict[str, str], approved: bool) -> Answer | None:
+        """``POST …/VerificationCheck``: 200, approved for the right code, else pending."""
+        return self.call(
+            "POST",
+            f"/v2/Services/{service.sid}/VerificationCheck",
+            name="/v2/Services/{sid}/VerificationCheck",
+            form=form,
+            auth=self._auth,
+            valid=_twilio("approved", True) if approved else _twilio("pending", False),
+        )
+
+    @task(3)
+    def verify(self) -> None:
+        to = fresh.phone()
+        code = self.start_sms(to) and self.code_for(to)
+        if code:
+            self.verification_check({"To": to, "Code": code}, approved=True)
+
+    @task(1)
+    def wrong_code_first(self) -> None:
+        to = fresh.phone()
+        verification = self.start_sms(to)
+        code = verification and self.inbox(to, "code")
+        if not verification or not code:
+            return
+        if self.verification_check({"To": to, "Code": _wrong(code)}, approved=False):
+            self.verification_check(
+                {"VerificationSid": verification["sid"], "Code": code}, approved=True
+            )
 
 
 class StatsReader(VerifydUser):

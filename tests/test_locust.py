@@ -7,6 +7,7 @@ it did is read from its CSV files: requests and failures per named request.
 
 from __future__ import annotations
 
+import base64
 import csv
 import json
 import os
@@ -16,6 +17,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,15 +38,21 @@ NAMED = {
     ("POST", "/v1/email/verify"),  # EmailFlowUser: the button
     ("POST", "/v1/verifications/{id}/resend"),  # MixUser
     ("GET", "/v1/admin/stats"),  # StatsReader
+    ("POST", "/v2/Services"),  # TwilioVerifyUser: the service, once per process
+    ("POST", "/v2/Services/{sid}/Verifications"),  # TwilioVerifyUser
+    ("POST", "/v2/Services/{sid}/VerificationCheck"),  # TwilioVerifyUser
 }
+TWILIO = {name for name in NAMED if name[1].startswith("/v2/")}
 
 
 @dataclass
 class Target:
-    """The server under load and an admin key for it."""
+    """The server under load, an admin key and a verify-scoped credential for it."""
 
     server: Server
     admin_key: str
+    #: ``TWILIO_ACCOUNT_SID`` and ``TWILIO_AUTH_TOKEN``, as the CLI prints them.
+    twilio: dict[str, str]
 
 
 @pytest.fixture(scope="module")
@@ -66,15 +74,24 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
         VERIFYD_ACCESS_LOG="false",
     )
     with serving(env, tmp) as server:
-        created = subprocess.run(
-            [*VERIFYD, "admin-key", "create", "--name", "loadtest"],
-            env=env,
-            cwd=tmp,
-            capture_output=True,
-            text=True,
-            check=True,
+
+        def key(name: str, *scope: str) -> str:
+            return subprocess.run(
+                [*VERIFYD, "admin-key", "create", "--name", name, *scope],
+                env=env,
+                cwd=tmp,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+
+        admin = key("loadtest").strip()
+        # Two shell-sourceable lines, TWILIO_ACCOUNT_SID=AC… and TWILIO_AUTH_TOKEN=….
+        credential = dict(
+            line.split("=", 1) for line in key("loadtest-verify", "--scope", "verify").splitlines()
         )
-        yield Target(server, created.stdout.strip())
+        assert set(credential) == {"TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"}, credential
+        yield Target(server, admin, credential)
 
 
 @dataclass
@@ -90,7 +107,7 @@ class Run:
 
 def locust(target: Target, tmp_path: Path, seconds: int, **env_extra: str) -> Run:
     """Run the locustfile headless with 8 users against ``target``; read its CSV files."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VERIFYD_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VERIFYD_", "TWILIO_"))}
     env.update(env_extra)
     prefix = tmp_path / "run"
     # cwd: a directory of its own, so no locust.conf or pyproject.toml is read.
@@ -141,6 +158,7 @@ def test_thirty_seconds_of_every_user_class_without_a_failure(
         30,
         VERIFYD_LOADTEST_FIXED_CODE=CODE,
         VERIFYD_LOADTEST_ADMIN_KEY=target.admin_key,
+        **target.twilio,
     )
     report = f"exit {run.returncode}\n{run.output}\n{run.errors}"
     assert run.returncode == 0, report
@@ -152,20 +170,35 @@ def test_thirty_seconds_of_every_user_class_without_a_failure(
     assert set(run.requests) == NAMED | {("", "Aggregated")}, report
     assert sum(run.failures.values()) == 0, report
     assert run.requests[("", "Aggregated")] >= 100, report
+    # The Twilio-shaped users made one service for the run (the first one to start made
+    # it, the others waited), then verified through it.
+    assert run.requests[("POST", "/v2/Services")] == 1, report
+    listed = _get(target, "/v2/Services", basic=target.twilio)["services"]
+    assert [s["friendly_name"] for s in listed] == ["verifyd load test"], listed
+    assert listed[0]["code_length"] == len(CODE)
     # The file switched the default policy (phone) to one that takes both flows.
     status, body = get(target.server.base_url + "/v1/policy")
     assert (status, json.loads(body)["mode"]) == (200, "either")
     # Nothing reached a phone or a mailbox: the sandbox delivers in the request and
     # leaves the outbox alone, so any row there would be a message queued for a real
     # provider, or a shadow (a destination signed up twice, which sends nothing).
-    request = urllib.request.Request(
-        target.server.base_url + "/v1/admin/messages?status=all&limit=200",
-        headers={"authorization": f"Bearer {target.admin_key}"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as resp:
-        messages = json.loads(resp.read())["messages"]
+    messages = _get(target, "/v1/admin/messages?status=all&limit=200")["messages"]
     assert messages == []
     assert "Traceback" not in target.server.output()
+
+
+def _get(target: Target, path: str, basic: dict[str, str] | None = None) -> Any:
+    """A JSON GET with the admin key (or, given ``basic``, the verify credential)."""
+    if basic is None:
+        authorization = f"Bearer {target.admin_key}"
+    else:
+        pair = f"{basic['TWILIO_ACCOUNT_SID']}:{basic['TWILIO_AUTH_TOKEN']}"
+        authorization = "Basic " + base64.b64encode(pair.encode()).decode()
+    request = urllib.request.Request(
+        target.server.base_url + path, headers={"authorization": authorization}
+    )
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        return json.loads(resp.read())
 
 
 def test_a_refused_flow_is_a_locust_failure_and_fails_the_run(
@@ -178,5 +211,6 @@ def test_a_refused_flow_is_a_locust_failure_and_fails_the_run(
     assert run.returncode == 1, report
     assert run.failures[("POST", "/v1/verifications/{id}/check")] > 0, report
     assert "answered 422 code_incorrect" in run.errors, report
-    # Without an admin key there is no stats reader.
+    # Without an admin key there is no stats reader, without a credential no Twilio user.
     assert ("GET", "/v1/admin/stats") not in run.requests, report
+    assert not TWILIO & set(run.requests), report
