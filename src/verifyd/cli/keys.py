@@ -1,4 +1,4 @@
-"""``verifyd admin-key create|list|revoke``: the admin API's bearer keys."""
+"""``verifyd admin-key create|list|revoke``: admin keys, and verify-scoped credentials."""
 
 from __future__ import annotations
 
@@ -82,11 +82,12 @@ def add_parsers(sub: Any) -> None:
     """Add ``admin-key create|list|revoke`` to the top-level subcommands."""
     keys = sub.add_parser(
         "admin-key",
-        help="manage admin API keys",
+        help="manage admin API keys and verify-scoped credentials",
         description=(
-            "Manage the bearer keys of the admin API (/v1/admin and the dashboard). Only a "
-            "hash of each key is stored, and every creation and revocation is audited as "
-            "cli:USER."
+            "Manage API keys: admin keys, bearer keys of the admin API (/v1/admin and the "
+            "dashboard), and verify-scoped credentials, an account SID and an auth token for "
+            "the Twilio-compatible /v2 API. Only a hash of each secret is stored, and every "
+            "creation and revocation is audited as cli:USER."
         ),
     )
     ksub = keys.add_subparsers(
@@ -116,17 +117,17 @@ def add_parsers(sub: Any) -> None:
         "list",
         help="list keys, revoked ones included",
         description=(
-            "List every admin key, revoked ones included, oldest first: a header row, then "
-            "one tab-separated row per key (ID, NAME, CREATED, CREATED_BY, STATE). "
-            "Secrets are never shown."
+            "List every key, revoked ones included, oldest first: a header row, then one "
+            "tab-separated row per key (ID, NAME, CREATED, CREATED_BY, STATE, SCOPE, "
+            "ACCOUNT_SID, the last a verify key's AC… or -). Secrets are never shown."
         ),
     ).set_defaults(func=list_keys)
     kr = ksub.add_parser(
         "revoke",
         help="revoke a key by name or id",
         description=(
-            "Revoke an active admin key, named by its name or its id; requests that use "
-            "it are refused with 401 from then on."
+            "Revoke an active key, named by its name or its id; requests that use it are "
+            "refused with 401 from then on (under /v2, Twilio's 20003)."
         ),
     )
     kr.add_argument("name", help="the key's name or id")
