@@ -98,238 +98,27 @@ ceiling, use the benchmark (``make bench``, wrk).
 
 from __future__ import annotations
 
-import itertools
 import json
-import logging
-import os
-import secrets
-import threading
 import urllib.request
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs, quote, urlencode, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
-from locust import FastHttpUser, between, events, task
+from locust import between, events, task
 from locust.env import Environment
-from locust.exception import StopUser
 from locust.runners import WorkerRunner
 
-FIXED_CODE = os.environ.get("VERIFYD_LOADTEST_FIXED_CODE") or None
-ADMIN_KEY = os.environ.get("VERIFYD_LOADTEST_ADMIN_KEY") or None
-WAIT_SECONDS = float(os.environ.get("VERIFYD_LOADTEST_WAIT_SECONDS") or 1)
-#: A verify-scoped credential, under the names the ``twilio`` SDK reads.
-ACCOUNT_SID = os.environ.get("TWILIO_ACCOUNT_SID") or None
-AUTH_TOKEN = os.environ.get("TWILIO_AUTH_TOKEN") or None
-SERVICE_SID = os.environ.get("VERIFYD_LOADTEST_SERVICE_SID") or None
-
-#: The sandbox pattern the server needs: ``VERIFYD_SANDBOX_PATTERNS='^\+9992\d{11}$'``.
-#: (bench/ uses +9990 and +9991, so a database both touched never mixes their numbers.)
-PHONE_PREFIX = "+9992"
-EMAIL_DOMAIN = "example.test"
-
-log = logging.getLogger("verifyd.loadtest")
-
-
-class _Fresh:
-    """Destinations no other flow used: a random token per process, then a counter.
-
-    The token is drawn in the process that uses it (``--processes`` forks after this
-    module is imported, and a token drawn at import would be every worker's), 5 digits
-    of the number and 48 bits of the address; the counter takes the number's last 6.
-    """
-
-    def __init__(self) -> None:
-        self._pid = -1
-        self._token = ""
-        self._email_token = ""
-        self._count = itertools.count()
-
-    def _renew(self) -> None:
-        self._pid = os.getpid()
-        self._token = f"{secrets.randbelow(10**5):05d}"
-        self._email_token = secrets.token_hex(6)
-        self._count = itertools.count()
-
-    def _next(self) -> int:
-        if self._pid != os.getpid():
-            self._renew()
-        n = next(self._count)
-        if n >= 10**6:
-            self._renew()
-            n = next(self._count)
-        return n
-
-    def phone(self) -> str:
-        n = self._next()
-        return f"{PHONE_PREFIX}{self._token}{n:06d}"
-
-    def email(self) -> str:
-        n = self._next()
-        return f"lt-{self._email_token}-{n}@{EMAIL_DOMAIN}"
-
-
-fresh = _Fresh()
-
-
-@dataclass
-class Answer:
-    """What a request got: its status, its JSON body ({} if none), its error code."""
-
-    status: int
-    body: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def code(self) -> str | None:
-        """The problem's code (``code_incorrect``), or Twilio's as text (``60202``)."""
-        code = self.body.get("code")
-        if isinstance(code, bool) or not isinstance(code, str | int):
-            return None
-        return str(code)
-
-
-def _body(text: str | None) -> dict[str, Any]:
-    try:
-        body = json.loads(text or "")
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
-
-
-#: Checks a 2xx answer's body: ``None`` when it is right, else what is wrong with it.
-Valid = Callable[[dict[str, Any]], str | None]
-
-
-class VerifydUser(FastHttpUser):
-    """What every user here shares: the pause between flows and one way to call verifyd."""
-
-    abstract = True
-    wait_time = between(0, 2 * WAIT_SECONDS)
-
-    def call(
-        self,
-        method: str,
-        path: str,
-        *,
-        name: str,
-        ok: Iterable[int | tuple[int, str]] = (200,),
-        json_body: dict[str, Any] | None = None,
-        form: dict[str, str] | None = None,
-        headers: dict[str, str] | None = None,
-        auth: tuple[str, str] | None = None,
-        valid: Valid | None = None,
-    ) -> Answer | None:
-        """Send one request; it succeeds if its answer is one of ``ok`` (and ``valid``).
-
-        Args:
-            method: The HTTP method.
-            path: The path and query.
-            name: The route, the row of Locust's table.
-            ok: The answers expected: a status, or a ``(status, problem code)`` pair for
-                a refusal the contract promises.
-            json_body: A JSON body to send.
-            form: A form to send (``application/x-www-form-urlencoded``), as ``/v2`` takes.
-            headers: Extra request headers.
-            auth: HTTP Basic credentials.
-            valid: Checks the body of a 2xx answer.
-
-        Returns:
-            The answer, or ``None`` when it was not expected (counted as a failure).
-        """
-        expected = set(ok)
-        data = None
-        if form is not None:
-            data = urlencode(form)
-            headers = {**(headers or {}), "content-type": "application/x-www-form-urlencoded"}
-        with self.client.request(
-            method,
-            path,
-            name=name,
-            json=json_body,
-            data=data,
-            headers=headers,
-            auth=auth,
-            catch_response=True,
-        ) as resp:
-            status = resp.status_code or 0
-            content_type = (resp.headers or {}).get("content-type", "")
-            body = _body(resp.text if resp.content else "") if "json" in content_type else {}
-            answer = Answer(status, body)
-            # Failures are grouped by message: no ids, codes or tokens in one.
-            if status not in expected and (status, answer.code) not in expected:
-                got = f"{status} {answer.code}" if answer.code else str(status or resp.error)
-                resp.failure(f"answered {got}")
-                return None
-            wrong = valid(body) if valid is not None and status < 300 else None
-            if wrong is not None:
-                resp.failure(wrong)
-                return None
-            resp.success()
-            return answer
-
-    def signup(self, **identity: str) -> dict[str, Any] | None:
-        """``POST /v1/accounts`` for one identity: its one verification, or ``None``."""
-        channel = "sms" if "phone" in identity else "email"
-
-        def one_verification(body: dict[str, Any]) -> str | None:
-            found = [v.get("channel") for v in body.get("verifications") or []]
-            if found == [channel]:
-                return None
-            return f"verifies {found}, not [{channel!r}] (is the policy 'either'?)"
-
-        answer = self.call(
-            "POST",
-            "/v1/accounts",
-            name="/v1/accounts",
-            ok=[201],
-            json_body=identity,
-            valid=one_verification,
-        )
-        if answer is None:
-            return None
-        verification: dict[str, Any] = answer.body["verifications"][0]
-        return verification
-
-    def inbox(self, to: str, field: str) -> str | None:
-        """``field`` (``code`` or ``link``) of the newest sandbox message to ``to``."""
-
-        def has_it(body: dict[str, Any]) -> str | None:
-            messages = body.get("messages") or [{}]
-            return None if messages[0].get(field) else f"no message with a {field}"
-
-        answer = self.call(
-            "GET",
-            f"/v1/sandbox/messages?to={quote(to, safe='@')}",
-            name="/v1/sandbox/messages",
-            valid=has_it,
-        )
-        return None if answer is None else str(answer.body["messages"][0][field])
-
-    def check(
-        self, verification_id: str, code: str, ok: Iterable[int | tuple[int, str]] = (200,)
-    ) -> Answer | None:
-        """``POST /v1/verifications/{id}/check``; a 200 must have approved it."""
-        return self.call(
-            "POST",
-            f"/v1/verifications/{verification_id}/check",
-            name="/v1/verifications/{id}/check",
-            ok=ok,
-            json_body={"code": code},
-            valid=_approved,
-        )
-
-
-def _approved(body: dict[str, Any]) -> str | None:
-    """Whether a check or a confirmation approved it and activated the account."""
-    account = body.get("account") or {}
-    if body.get("status") == "approved" and account.get("status") == "active":
-        return None
-    return "not approved with an active account"
-
-
-def _wrong(code: str) -> str:
-    """A code of the same length that is surely wrong: the last digit changed."""
-    return code[:-1] + str((int(code[-1]) + 1) % 10)
+# Locust runs every user class the locustfile's namespace holds, imported ones too.
+from verifyd_twilio_users import TwilioVerifyUser  # noqa: F401
+from verifyd_users import (
+    ADMIN_KEY,
+    FIXED_CODE,
+    Answer,
+    VerifydUser,
+    approved,
+    fresh,
+    log,
+    wrong,
+)
 
 
 class SmsFlowUser(VerifydUser):
@@ -366,7 +155,7 @@ class EmailFlowUser(VerifydUser):
             "/v1/email/verify",
             name="/v1/email/verify",
             json_body={"token": token},
-            valid=_approved,
+            valid=approved,
         )
 
 
@@ -398,7 +187,7 @@ class MixUser(VerifydUser):
         if started is None:
             return
         phone, vid, code, _ = started
-        if self.check(vid, _wrong(code), ok=[(422, "code_incorrect")]) is None:
+        if self.check(vid, wrong(code), ok=[(422, "code_incorrect")]) is None:
             return
         # 429: within the policy's resend cooldown (30 s unless the server says otherwise).
         resent = self.resend(vid, ok=[202, (429, "rate_limited")])
@@ -414,133 +203,11 @@ class MixUser(VerifydUser):
             return
         _, vid, code, attempts = started
         for _ in range(attempts):
-            if self.check(vid, _wrong(code), ok=[(422, "code_incorrect")]) is None:
+            if self.check(vid, wrong(code), ok=[(422, "code_incorrect")]) is None:
                 return
         # Locked: the right code is refused now, and a resend does not revive it.
         if self.check(vid, code, ok=[(409, "verification_closed")]) is not None:
             self.resend(vid, ok=[(409, "verification_closed")])
-
-
-class _Service:
-    """The Verify service this process's Twilio users share: created once, or the one given.
-
-    Created by the first user that starts (the others wait for it), in the process that
-    uses it: with ``--processes N`` each process has its own.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()  # gevent's, once Locust has patched the library
-        self._pid = -1
-        self.sid: str | None = None
-        self.code_length = 0
-
-    def ensure(self, user: TwilioVerifyUser) -> bool:
-        """Whether the service is known (made or read now if need be)."""
-        with self._lock:
-            if self._pid != os.getpid():
-                self._pid, self.sid = os.getpid(), None
-            if self.sid is None:
-                found = user.read_service(SERVICE_SID) if SERVICE_SID else user.create_service()
-                if found is not None:
-                    self.sid, self.code_length = found["sid"], int(found["code_length"])
-            return self.sid is not None
-
-
-service = _Service()
-
-
-def _twilio(status: str, valid: bool) -> Valid:
-    """Checks a verification or a check's answer: Twilio's ``status`` and ``valid``."""
-
-    def check(body: dict[str, Any]) -> str | None:
-        got = (body.get("status"), body.get("valid"))
-        return None if got == (status, valid) else f"status/valid {got}, not {(status, valid)}"
-
-    return check
-
-
-class TwilioVerifyUser(VerifydUser):
-    """An application on the official ``twilio`` SDK, pointed at verifyd's ``/v2``.
-
-    Form bodies, HTTP Basic with a verify-scoped credential (``TWILIO_ACCOUNT_SID`` and
-    ``TWILIO_AUTH_TOKEN``), Twilio's answers; runs only when both are given.
-    """
-
-    abstract = ACCOUNT_SID is None or AUTH_TOKEN is None
-    weight = 2
-
-    def on_start(self) -> None:
-        if not service.ensure(self):
-            raise StopUser()  # its request failed, and says why
-
-    @property
-    def _auth(self) -> tuple[str, str]:
-        assert ACCOUNT_SID is not None and AUTH_TOKEN is not None
-        return ACCOUNT_SID, AUTH_TOKEN
-
-    def create_service(self) -> dict[str, Any] | None:
-        """``POST /v2/Services``; the fixed code's length, so the sandbox sends that code."""
-        form = {"FriendlyName": "verifyd load test"}
-        if FIXED_CODE:
-            form["CodeLength"] = str(len(FIXED_CODE))
-        answer = self.call(
-            "POST", "/v2/Services", name="/v2/Services", ok=[201], form=form, auth=self._auth
-        )
-        return None if answer is None else answer.body
-
-    def read_service(self, sid: str) -> dict[str, Any] | None:
-        """``GET /v2/Services/{sid}``: a service the credential has, to reuse."""
-        answer = self.call("GET", f"/v2/Services/{sid}", name="/v2/Services/{sid}", auth=self._auth)
-        return None if answer is None else answer.body
-
-    def start_sms(self, to: str) -> dict[str, Any] | None:
-        """``POST …/Verifications`` by SMS: a new verification, pending."""
-        answer = self.call(
-            "POST",
-            f"/v2/Services/{service.sid}/Verifications",
-            name="/v2/Services/{sid}/Verifications",
-            ok=[201],
-            form={"To": to, "Channel": "sms"},
-            auth=self._auth,
-            valid=_twilio("pending", False),
-        )
-        return None if answer is None else answer.body
-
-    def code_for(self, to: str) -> str | None:
-        """The code sent to ``to``: the fixed one when the service's length fits it."""
-        if FIXED_CODE and len(FIXED_CODE) == service.code_length:
-            return FIXED_CODE
-        return self.inbox(to, "code")
-
-    def verification_check(self, form: dict[str, str], approved: bool) -> Answer | None:
-        """``POST …/VerificationCheck``: 200, approved for the right code, else pending."""
-        return self.call(
-            "POST",
-            f"/v2/Services/{service.sid}/VerificationCheck",
-            name="/v2/Services/{sid}/VerificationCheck",
-            form=form,
-            auth=self._auth,
-            valid=_twilio("approved", True) if approved else _twilio("pending", False),
-        )
-
-    @task(3)
-    def verify(self) -> None:
-        to = fresh.phone()
-        code = self.start_sms(to) and self.code_for(to)
-        if code:
-            self.verification_check({"To": to, "Code": code}, approved=True)
-
-    @task(1)
-    def wrong_code_first(self) -> None:
-        to = fresh.phone()
-        verification = self.start_sms(to)
-        code = verification and self.inbox(to, "code")
-        if not verification or not code:
-            return
-        if self.verification_check({"To": to, "Code": _wrong(code)}, approved=False):
-            self.verification_check(
-                {"VerificationSid": verification["sid"], "Code": code}, approved=True
-            )
 
 
 class StatsReader(VerifydUser):
