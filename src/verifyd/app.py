@@ -139,6 +139,7 @@ def create_app(settings: Settings, *, registry: Registry | None = None) -> FastA
         max_bytes=settings.max_body_bytes,
         timeout=settings.body_timeout_seconds,
         larger={stats.BULK_LABELS_PATH: stats.BULK_LABELS_MAX_BYTES},
+        twilio_prefix=twilio.router.prefix if settings.twilio_compat else None,
     )
     if settings.access_log:
         app.add_middleware(AccessLog)

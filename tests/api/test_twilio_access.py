@@ -113,3 +113,17 @@ def test_a_service_account_row_is_nobody_s_account(client: TestClient) -> None:
         headers=admin_headers(client),
     )
     assert r.status_code == 404, r.text
+
+
+def test_an_oversized_body_under_v2_is_refused_in_twilio_s_body(client: TestClient) -> None:
+    auth = verify_key(client)
+    too_big = b"FriendlyName=" + b"x" * (65 * 1024)
+    r = client.post(
+        "/v2/Services",
+        content=too_big,
+        headers={**auth, "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    body = twilio_error(r, 413, 60200)
+    assert body["message"].startswith("Invalid parameter: the request body is over")
+    r = client.post("/v1/accounts", content=b"{" + b" " * (65 * 1024) + b"}")
+    assert r.status_code == 413 and r.headers["content-type"] == "application/problem+json"

@@ -55,15 +55,34 @@ def _framing(scope: Scope) -> tuple[int | None, bool]:
     return length, chunked or bool(length)
 
 
-async def _answer(send: Send, body: dict[str, object]) -> None:
-    """Send a problem document and ask the server to close the connection after it."""
+#: Twilio's codes for the refusals below, under the Twilio-compatible surface.
+_TWILIO_CODES = {413: 60200, 408: 20408}
+
+
+def twilio_shaped(body: dict[str, object]) -> dict[str, object]:
+    """A refusal in Twilio's error body (``/v2``: the SDK reads no problem+json)."""
+    status = int(str(body["status"]))
+    code = _TWILIO_CODES.get(status, status)
+    return {
+        "code": code,
+        "message": f"Invalid parameter: {body['detail']}" if code == 60200 else body["detail"],
+        "more_info": f"https://www.twilio.com/docs/errors/{code}",
+        "status": status,
+    }
+
+
+async def _answer(send: Send, body: dict[str, object], *, twilio: bool = False) -> None:
+    """Send a problem document (under ``/v2`` Twilio's body), then close the connection."""
+    if twilio:
+        body = twilio_shaped(body)
     payload = json.dumps(body).encode()
+    kind = b"application/json" if twilio else b"application/problem+json"
     await send(
         {
             "type": "http.response.start",
             "status": body["status"],
             "headers": [
-                (b"content-type", b"application/problem+json"),
+                (b"content-type", kind),
                 (b"content-length", str(len(payload)).encode()),
                 (b"connection", b"close"),
             ],
@@ -101,6 +120,7 @@ class BodyLimit:
         timeout: Seconds from the start of a request to its body's last byte
             (``VERIFYD_BODY_TIMEOUT_SECONDS``).
         larger: Exact paths allowed a larger body, with their cap (never a smaller one).
+        twilio_prefix: Paths under it (``/v2``, when mounted) are answered in Twilio's body.
     """
 
     def __init__(
@@ -110,8 +130,10 @@ class BodyLimit:
         max_bytes: int,
         timeout: float,
         larger: Mapping[str, int] | None = None,
+        twilio_prefix: str | None = None,
     ) -> None:
         self.app = app
+        self.twilio_prefix = twilio_prefix
         self.max_bytes = max_bytes
         self.timeout = timeout
         self.larger = {path: max(cap, max_bytes) for path, cap in (larger or {}).items()}
@@ -125,17 +147,22 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         cap = self.larger.get(scope["path"], self.max_bytes)
+        prefix = self.twilio_prefix
+        twilio = prefix is not None and (scope["path"] + "/").startswith(prefix + "/")
         if declared is not None and declared > cap:
-            await _answer(send, too_large(cap))
+            await _answer(send, too_large(cap), twilio=twilio)
             return
-        guard = _Guard(receive, send, cap, self.timeout)
+        guard = _Guard(receive, send, cap, self.timeout, twilio)
         await self.app(scope, guard.receive, guard.send)
 
 
 class _Guard:
     """One request's ``receive`` and ``send``, counted, timed, and cut off when answered."""
 
-    def __init__(self, receive: Receive, send: Send, max_bytes: int, timeout: float) -> None:
+    def __init__(
+        self, receive: Receive, send: Send, max_bytes: int, timeout: float, twilio: bool
+    ) -> None:
+        self._twilio = twilio
         self._receive = receive
         self._send = send
         self._max_bytes = max_bytes
@@ -169,7 +196,7 @@ class _Guard:
     async def _refuse(self, body: dict[str, object]) -> Message:
         """Answer (unless the app already began to), then look disconnected to the app."""
         if not self._started:
-            await _answer(self._send, body)
+            await _answer(self._send, body, twilio=self._twilio)
             self._answered = True
         self._body_done = True
         return _DISCONNECT
