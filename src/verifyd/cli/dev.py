@@ -35,6 +35,8 @@ WHAT_GOES = {
     "signup_blocks": "refused signups",
     "account_labels": "labels",
     "stat_counts": "the stats' counters",
+    "verify_services": "Verify services (/v2)",
+    "verify_verifications": "their verifications",
 }
 
 
