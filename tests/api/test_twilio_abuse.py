@@ -7,6 +7,8 @@ signups, answering Twilio's codes (20429, 60410).
 
 from __future__ import annotations
 
+import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -14,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from support.lastbyte import build_request, fire_synchronised, fire_synchronised_at
 from support.liveserver import LiveServer
@@ -156,3 +158,46 @@ def test_parallel_starts_across_two_replicas_make_one_verification(
     finally:
         for server in servers:
             server.stop()
+
+
+def test_a_second_start_while_the_first_is_in_flight_gets_60212(
+    make_settings: Callable[..., Settings],
+) -> None:
+    # Another transaction holds the writer, so the first start waits for it inside the
+    # flow for as long as the test likes: the second one is then in flight beside it.
+    server, http = _live(make_settings())
+    try:
+        rt = server.app.state.runtime
+        auth = verify_key(rt)
+        va = create_service(http, auth)["sid"]
+        first: list[Any] = []
+        writing, release = threading.Event(), threading.Event()
+
+        def hold_the_writer() -> None:
+            with rt.db.write() as conn:  # SQLite: the one writer is ours
+                if conn.dialect.name == "postgresql":  # there: the table a start reads
+                    conn.execute(text("LOCK TABLE verify_verifications IN ACCESS EXCLUSIVE MODE"))
+                writing.set()
+                release.wait(10)
+
+        holder = threading.Thread(target=hold_the_writer)
+        holder.start()
+        assert writing.wait(10)
+        waiting = threading.Thread(target=lambda: first.append(start(http, auth, va, E164)))
+        waiting.start()
+        time.sleep(0.5)  # the first start is now waiting for the database
+        try:
+            second = start(http, auth, va, E164)
+        finally:
+            release.set()
+        holder.join(10)
+        waiting.join(15)
+        body = twilio_error(second, 429, 60212)
+        assert "concurrent" in body["message"]
+        assert first[0].status_code == 201, first[0].text
+        # Once the first has answered, a start again is an ordinary re-send.
+        again = start(http, auth, va, E164)
+        assert again.status_code == 201 and again.json()["sid"] == first[0].json()["sid"]
+    finally:
+        http.close()
+        server.stop()
