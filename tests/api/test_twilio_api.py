@@ -232,3 +232,17 @@ def test_the_stats_rows_agree_with_the_verifications(client: TestClient) -> None
     assert mine["approved.sms"] == 2 and mine["checks.sms.approved"] == 1
     assert mine["checks.sms.incorrect"] == 1 and mine["canceled.sms"] == 1
     assert not any(name.startswith("signups") for name in mine)
+
+
+def test_locale_and_custom_friendly_name_shape_the_message(client: TestClient) -> None:
+    auth, va = _setup(client, FriendlyName="Acme Shop")
+    r = start(client, auth, va, PHONE, Locale="ar", CustomFriendlyName="Acme Souq")
+    assert r.status_code == 201, r.text
+    [message] = sandbox_messages(client, E164)
+    assert "رمز التحقق" in message["body"] and "Acme Souq" in message["body"]
+    assert "Acme Shop" not in message["body"]
+    # An unknown locale falls back to English rather than failing the start.
+    r = start(client, auth, va, "+12025550143", Locale="xx-YY")
+    assert r.status_code == 201, r.text
+    body = sandbox_messages(client, "+12025550143")[0]["body"]
+    assert body.startswith("Your verification code is") and "Acme Shop" in body
