@@ -16,13 +16,15 @@ from datetime import datetime
 from sqlalchemy import Connection, select
 
 from verifyd.models import table_of
+from verifyd.verify.sends import BUILT_IN
 from verifyd.verify_models import STATS_VERSION, VerifyService
 
 #: A ``rollup.read`` answer: counters per (policy version, arm).
 Counts = dict[tuple[int, str], dict[str, int]]
 
-#: verifyd's channel names where Twilio's differ: a code by email is Twilio's ``email``.
-TWILIO_CHANNELS = {"email_code": "email"}
+#: verifyd's channel names where Twilio's differ (a code by email is Twilio's ``email``),
+#: from the one mapping the ``/v2`` starts use.
+TWILIO_CHANNELS = {ours: theirs for theirs, ours in BUILT_IN.items() if ours != theirs}
 #: Counters named ``<prefix><channel>``, one per verification event.
 _PER_CHANNEL = (
     "verifications.",

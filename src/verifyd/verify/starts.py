@@ -65,11 +65,6 @@ UNSUPPORTED = {
 }
 
 
-def twilio_channel(channel: str) -> str:
-    """Twilio's name of a verifyd channel (``email_code`` -> ``email``)."""
-    return {v: k for k, v in BUILT_IN.items()}.get(channel, channel)
-
-
 class Starts:
     """Starts and restarts ``/v2`` verifications.
 
